@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otklik/otklik/etl"
+	"github.com/otklik/otklik/mailer"
+	"github.com/otklik/otklik/store"
+)
+
+// app is a configuration with the parts built from it.
+type app struct {
+	cfg  *Config
+	env  *env
+	log  *slog.Logger
+	loc  *time.Location
+	db   *store.DB
+	lock *os.File
+}
+
+// openApp loads the config and opens the database. With exclusive set it
+// also takes the instance lock, so that two processes never run jobs on
+// one database at once.
+func openApp(ctx context.Context, e *env, exclusive bool) (*app, error) {
+	cfg, err := LoadConfig(e.configPath)
+	if err != nil {
+		return nil, err
+	}
+	return openAppConfig(ctx, e, cfg, exclusive)
+}
+
+func openAppConfig(ctx context.Context, e *env, cfg *Config, exclusive bool) (*app, error) {
+	a := &app{cfg: cfg, env: e, loc: cfg.Location(), log: newLogger(e, cfg.Log)}
+	if err := os.MkdirAll(filepath.Dir(cfg.Database), 0o750); err != nil {
+		return nil, fmt.Errorf("database folder: %w", err)
+	}
+	if exclusive {
+		lock, err := lockInstance(cfg.Database + ".lock")
+		if err != nil {
+			return nil, err
+		}
+		a.lock = lock
+	}
+	db, err := store.Open(ctx, cfg.Database)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.db = db
+	return a, nil
+}
+
+func (a *app) close() {
+	if a.db != nil {
+		a.db.Close()
+	}
+	if a.lock != nil {
+		a.lock.Close() // releases the flock
+	}
+}
+
+// lockInstance takes an exclusive lock on path; the file holds the PID of
+// the holder so that the refusal can name it.
+func lockInstance(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("instance lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		holder := strings.TrimSpace(string(b[:n]))
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another otklik (pid %s) is using this database; lock %s", holder, path)
+		}
+		return nil, fmt.Errorf("instance lock %s: %w", path, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func newLogger(e *env, c LogConfig) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, opts))
+}
+
+// specs builds the sources of the configuration.
+func (a *app) specs() ([]etl.SourceSpec, error) {
+	var out []etl.SourceSpec
+	for _, s := range a.cfg.Sources {
+		var src etl.Source
+		switch s.Type {
+		case "local":
+			src = &etl.Local{Dir: s.Dir}
+		default:
+			return nil, fmt.Errorf("source %s: type %q is not supported", s.Name, s.Type)
+		}
+		out = append(out, etl.SourceSpec{
+			Name: s.Name, Source: src, Patterns: s.Patterns,
+			MinAge: time.Duration(s.MinAge), Encoding: s.Encoding,
+		})
+	}
+	return out, nil
+}
+
+func (a *app) ingester() *etl.Ingester {
+	return &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now}
+}
+
+func (a *app) planner() *mailer.Planner {
+	w, _ := mailer.ParseWindow(a.cfg.Survey.Window) // validated with the config
+	return &mailer.Planner{
+		DB: a.db, Zone: a.loc, Window: w, Log: a.log,
+		MaxAge:   time.Duration(a.cfg.Survey.MaxAgeDays) * 24 * time.Hour,
+		Cooldown: time.Duration(a.cfg.Survey.CooldownDays) * 24 * time.Hour,
+	}
+}
+
+// smtpSender builds the SMTP sender, reading its password.
+func (a *app) smtpSender() (*mailer.SMTPSender, error) {
+	c := a.cfg.SMTP
+	pw, err := secret("smtp.password", c.PasswordEnv, c.PasswordFile)
+	if err != nil {
+		return nil, &ConfigError{File: a.cfg.path, Msg: err.Error()}
+	}
+	hello := c.Hello
+	if hello == "" {
+		hello, _ = os.Hostname()
+	}
+	return mailer.NewSMTPSender(mailer.SMTPConfig{
+		Address: c.Address, TLS: c.TLS, Hello: hello, User: c.User, Password: pw,
+		Timeout: time.Duration(c.Timeout),
+	}), nil
+}
+
+func (a *app) dispatcher(sender mailer.Sender, t *mailer.Templates) (*mailer.Dispatcher, error) {
+	from, err := mailer.ParseAddress(a.cfg.SMTP.From)
+	if err != nil {
+		return nil, &ConfigError{File: a.cfg.path, Key: "smtp.from", Msg: err.Error()}
+	}
+	return &mailer.Dispatcher{
+		DB: a.db, Sender: sender, Templates: t, From: from,
+		BaseURL: a.cfg.Survey.BaseURL, Zone: a.loc, Log: a.log,
+	}, nil
+}
+
+// job runs one step and records its outcome for status.
+func (a *app) job(ctx context.Context, name string, fn func(context.Context) (string, error)) error {
+	started := a.db.Now()
+	detail, err := fn(ctx)
+	if rerr := a.db.RecordRun(context.WithoutCancel(ctx), name, started, err, detail); rerr != nil {
+		a.log.Error("record run", "job", name, "err", rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/otklik/otklik/etl"
+	"github.com/otklik/otklik/mailer"
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is otklik's configuration file. Every key is documented in
+// config.example.yaml.
+type Config struct {
+	Timezone  string         `yaml:"timezone"`
+	Database  string         `yaml:"database"`
+	Spool     string         `yaml:"spool"`
+	Templates string         `yaml:"templates"`
+	Log       LogConfig      `yaml:"log"`
+	Sources   []SourceConfig `yaml:"sources"`
+	SMTP      SMTPConfig     `yaml:"smtp"`
+	Survey    SurveyConfig   `yaml:"survey"`
+	Schedule  ScheduleConfig `yaml:"schedule"`
+	Reports   ReportsConfig  `yaml:"reports"`
+
+	path  string         // the file it was read from
+	lines map[string]int // key path -> line, for error messages
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// SourceConfig is one place 1C drops files.
+type SourceConfig struct {
+	Name         string              `yaml:"name"`
+	Type         string              `yaml:"type"`
+	Dir          string              `yaml:"dir"`
+	Address      string              `yaml:"address"`
+	User         string              `yaml:"user"`
+	PasswordEnv  string              `yaml:"password_env"`
+	PasswordFile string              `yaml:"password_file"`
+	KeyFile      string              `yaml:"key_file"`
+	KnownHosts   string              `yaml:"known_hosts"`
+	CAFile       string              `yaml:"ca_file"`
+	Patterns     map[string][]string `yaml:"patterns"`
+	MinAge       Duration            `yaml:"min_age"`
+	Encoding     string              `yaml:"encoding"`
+}
+
+// SMTPConfig is the mail server otklik sends through.
+type SMTPConfig struct {
+	Address      string   `yaml:"address"`
+	From         string   `yaml:"from"`
+	Hello        string   `yaml:"hello"`
+	TLS          string   `yaml:"tls"`
+	User         string   `yaml:"user"`
+	Password     string   `yaml:"password"` // refused: secrets come from the environment or a file
+	PasswordEnv  string   `yaml:"password_env"`
+	PasswordFile string   `yaml:"password_file"`
+	Timeout      Duration `yaml:"timeout"`
+}
+
+// SurveyConfig sets who is surveyed, when, and where the page lives.
+type SurveyConfig struct {
+	BaseURL      string `yaml:"base_url"`
+	Listen       string `yaml:"listen"`
+	MaxAgeDays   int    `yaml:"max_age_days"`
+	CooldownDays int    `yaml:"cooldown_days"`
+	Window       string `yaml:"window"`
+	Pages        string `yaml:"pages"`
+}
+
+// ScheduleConfig holds cron expressions in the configured time zone.
+type ScheduleConfig struct {
+	Ingest string `yaml:"ingest"`
+	Send   string `yaml:"send"`
+	Report string `yaml:"report"`
+}
+
+// ReportsConfig says where workbooks go and who gets them.
+type ReportsConfig struct {
+	Dir      string   `yaml:"dir"`
+	Managers []string `yaml:"managers"`
+}
+
+// Duration is a time.Duration written as "90s" or "15m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 90s or 15m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ConfigError is a problem with the configuration; it names the file, the
+// line where known, and the key. It makes the process exit with status 2.
+type ConfigError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// LoadConfig reads, checks and completes a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
+	}
+	return ParseConfig(path, body)
+}
+
+// ParseConfig parses a configuration from bytes; path is used in messages
+// and as the base of relative paths.
+func ParseConfig(path string, body []byte) (*Config, error) {
+	cfg := &Config{path: path, lines: map[string]int{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(body, &root); err != nil {
+		return nil, &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(root.Content) > 0 {
+		doc := root.Content[0]
+		if err := checkKeys(path, doc, reflect.TypeFor[Config](), "", cfg.lines); err != nil {
+			return nil, err
+		}
+		if err := doc.Decode(cfg); err != nil {
+			return nil, &ConfigError{File: path, Msg: strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")}
+		}
+	}
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkKeys walks the YAML tree against the Config type, refusing any key
+// the type does not have (with its line) and noting each key's line.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, lines map[string]int) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+				return nil
+			}
+			return &ConfigError{File: file, Line: n.Line, Key: strings.TrimPrefix(prefix, "."), Msg: "must be a mapping of keys"}
+		}
+		fields := map[string]reflect.StructField{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); tag != "" && tag != "-" {
+				fields[tag] = f
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := strings.TrimPrefix(prefix+"."+k.Value, ".")
+			f, ok := fields[k.Value]
+			if !ok {
+				msg := "unknown key"
+				if s := suggest(k.Value, fields); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				return &ConfigError{File: file, Line: k.Line, Key: key, Msg: msg}
+			}
+			lines[key] = k.Line
+			if err := checkKeys(file, v, f.Type, key, lines); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			for i, item := range n.Content {
+				key := fmt.Sprintf("%s[%d]", prefix, i)
+				lines[key] = item.Line
+				if err := checkKeys(file, item, t.Elem(), key, lines); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// suggest returns the known key closest to a misspelt one, if close.
+func suggest(key string, fields map[string]reflect.StructField) string {
+	best, bestD := "", 3
+	for k := range fields {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func (c *Config) defaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.Timezone, "Europe/Moscow")
+	def(&c.Database, "/var/lib/otklik/otklik.db")
+	def(&c.Spool, "/var/lib/otklik/spool")
+	def(&c.Reports.Dir, "/var/lib/otklik/reports")
+	def(&c.Log.Level, "info")
+	def(&c.Log.Format, "text")
+	def(&c.SMTP.TLS, mailer.TLSStartTLS)
+	def(&c.Survey.Listen, "127.0.0.1:8080")
+	def(&c.Survey.Window, "10:00-20:00")
+	def(&c.Schedule.Ingest, "*/15 0-8 * * *")
+	def(&c.Schedule.Send, "*/10 9-20 * * *")
+	def(&c.Schedule.Report, "0 7 1 * *")
+	if c.SMTP.Timeout == 0 {
+		c.SMTP.Timeout = Duration(60 * time.Second)
+	}
+	if c.Survey.MaxAgeDays == 0 {
+		c.Survey.MaxAgeDays = 3
+	}
+	if c.Survey.CooldownDays == 0 {
+		c.Survey.CooldownDays = 30
+	}
+	for i := range c.Sources {
+		def(&c.Sources[i].Type, "local")
+		// A file must be a minute old before it is taken, unless the key
+		// says otherwise (min_age: 0s for a drop that renames into place).
+		if _, set := c.lines[fmt.Sprintf("sources[%d].min_age", i)]; !set {
+			c.Sources[i].MinAge = Duration(time.Minute)
+		}
+	}
+	// Relative paths are relative to the config file's folder, so a config
+	// works the same whatever the working directory.
+	base := filepath.Dir(c.path)
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.Database)
+	abs(&c.Spool)
+	abs(&c.Reports.Dir)
+	abs(&c.Templates)
+	abs(&c.Survey.Pages)
+	abs(&c.SMTP.PasswordFile)
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Type == "local" {
+			abs(&s.Dir)
+		}
+		abs(&s.PasswordFile)
+		abs(&s.KeyFile)
+		abs(&s.KnownHosts)
+		abs(&s.CAFile)
+	}
+}
+
+var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Validate checks every value and returns the first problem as a
+// *ConfigError naming the key and its line.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{File: c.path, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, args...)}
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return bad("timezone", "%q is not an IANA time zone like Europe/Moscow", c.Timezone)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if len(c.Sources) == 0 {
+		return bad("sources", "at least one source is needed")
+	}
+	names := map[string]bool{}
+	for i, s := range c.Sources {
+		key := fmt.Sprintf("sources[%d]", i)
+		if !sourceName.MatchString(s.Name) {
+			return bad(key+".name", "%q must be 1-32 lower-case letters, digits, '-' or '_'", s.Name)
+		}
+		if names[s.Name] {
+			return bad(key+".name", "%q is used by another source", s.Name)
+		}
+		names[s.Name] = true
+		switch s.Type {
+		case "local":
+			if s.Dir == "" {
+				return bad(key+".dir", "a local source needs the folder 1C drops into")
+			}
+		case "ftp", "ftps", "sftp":
+			return bad(key+".type", "%q sources are not supported by this version; mount the share and use type local", s.Type)
+		default:
+			return bad(key+".type", "%q is not one of local, ftp, ftps, sftp", s.Type)
+		}
+		for feed, globs := range s.Patterns {
+			if _, ok := etl.DefaultPatterns[feed]; !ok {
+				return bad(key+".patterns", "%q is not a feed (stores, customers, purchases)", feed)
+			}
+			for _, g := range globs {
+				if _, err := filepath.Match(g, ""); err != nil {
+					return bad(key+".patterns", "%q is not a valid glob", g)
+				}
+			}
+		}
+		switch s.Encoding {
+		case "", etl.EncodingUTF8, etl.EncodingCP1251:
+		default:
+			return bad(key+".encoding", "%q is not utf-8 or windows-1251 (leave empty to detect)", s.Encoding)
+		}
+	}
+	if c.SMTP.Password != "" {
+		return bad("smtp.password", "secrets are not kept in the config file; use password_env or password_file")
+	}
+	if c.SMTP.Address == "" {
+		return bad("smtp.address", "the mail server is required, like smtp.example.ru:587")
+	}
+	if _, _, err := net.SplitHostPort(c.SMTP.Address); err != nil {
+		return bad("smtp.address", "%q is not host:port", c.SMTP.Address)
+	}
+	from, err := mail.ParseAddress(c.SMTP.From)
+	if err != nil || !strings.Contains(from.Address, "@") {
+		return bad("smtp.from", "%q is not an address like \"Магазин <noreply@example.ru>\"", c.SMTP.From)
+	}
+	switch c.SMTP.TLS {
+	case mailer.TLSStartTLS, mailer.TLSImplicit:
+	case mailer.TLSNone:
+		if c.SMTP.User != "" {
+			return bad("smtp.user", "authentication needs TLS; set smtp.tls to starttls or implicit")
+		}
+	default:
+		return bad("smtp.tls", "%q is not one of starttls, implicit, none", c.SMTP.TLS)
+	}
+	if c.SMTP.User != "" && c.SMTP.PasswordEnv == "" && c.SMTP.PasswordFile == "" {
+		return bad("smtp.user", "a user needs password_env or password_file")
+	}
+	u, err := url.Parse(c.Survey.BaseURL)
+	if c.Survey.BaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return bad("survey.base_url", "%q is not an address like https://otklik.example.ru", c.Survey.BaseURL)
+	}
+	if _, _, err := net.SplitHostPort(c.Survey.Listen); err != nil {
+		return bad("survey.listen", "%q is not host:port", c.Survey.Listen)
+	}
+	if c.Survey.MaxAgeDays < 1 {
+		return bad("survey.max_age_days", "must be at least 1")
+	}
+	if c.Survey.CooldownDays < 0 {
+		return bad("survey.cooldown_days", "must not be negative")
+	}
+	if _, err := mailer.ParseWindow(c.Survey.Window); err != nil {
+		return bad("survey.window", "%v", err)
+	}
+	for _, s := range []struct{ key, spec string }{
+		{"schedule.ingest", c.Schedule.Ingest}, {"schedule.send", c.Schedule.Send}, {"schedule.report", c.Schedule.Report},
+	} {
+		if err := checkCron(s.spec); err != nil {
+			return bad(s.key, "%q: %v", s.spec, err)
+		}
+	}
+	for i, m := range c.Reports.Managers {
+		if a, err := mail.ParseAddress(m); err != nil || !strings.Contains(a.Address, "@") {
+			return bad(fmt.Sprintf("reports.managers[%d]", i), "%q is not an email address", m)
+		}
+	}
+	return nil
+}
+
+// checkCron parses a five-field cron expression; robfig/cron panics on
+// some malformed specs (robfig/cron#554), so the parse is guarded.
+func checkCron(spec string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("not a cron expression: %v", r)
+		}
+	}()
+	if strings.Contains(spec, "TZ=") {
+		return errors.New("no TZ= prefix: schedules use the timezone key")
+	}
+	_, err = cron.ParseStandard(spec)
+	return err
+}
+
+// Location returns the configured time zone.
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.UTC // Validate has refused this already
+	}
+	return loc
+}
+
+// secret reads a secret from an environment variable or a file.
+func secret(key, env, file string) (string, error) {
+	switch {
+	case env != "":
+		v := os.Getenv(env)
+		if v == "" {
+			return "", fmt.Errorf("%s_env: environment variable %s is empty or not set", key, env)
+		}
+		return v, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s_file: %w", key, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	return "", nil
+}

@@ -1,0 +1,249 @@
+package etl
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
+	"golang.org/x/text/transform"
+)
+
+// Encodings a drop file may be in.
+const (
+	EncodingUTF8   = "utf-8"
+	EncodingCP1251 = "windows-1251"
+)
+
+// Limits that keep a hostile or broken file from exhausting memory.
+const (
+	maxHeaderBytes = 64 << 10
+	maxFields      = 256
+	maxFieldBytes  = 64 << 10
+)
+
+// decoder returns a reader that yields UTF-8 text from r in the given
+// encoding, with a UTF-8 byte order mark removed (encoding/csv would keep
+// it inside the first header; golang/go#9588).
+func decoder(r io.Reader, enc string) (io.Reader, error) {
+	switch enc {
+	case EncodingUTF8:
+		return transform.NewReader(r, unicode.BOMOverride(encoding.Nop.NewDecoder())), nil
+	case EncodingCP1251:
+		return transform.NewReader(r, charmap.Windows1251.NewDecoder()), nil
+	}
+	return nil, fmt.Errorf("unknown encoding %q (want %s or %s)", enc, EncodingUTF8, EncodingCP1251)
+}
+
+// utf8Checker is an io.Writer that finds out whether everything written
+// through it is valid UTF-8. Windows-1251 decoding never fails, so the
+// encoding must be decided by the bytes, not by trying (golang/go#29535).
+type utf8Checker struct {
+	carry   []byte
+	invalid bool
+}
+
+func (c *utf8Checker) Write(p []byte) (int, error) {
+	if c.invalid {
+		return len(p), nil
+	}
+	b := p
+	if len(c.carry) > 0 {
+		b = append(c.carry, p...)
+		c.carry = nil
+	}
+	// Keep an incomplete rune at the end for the next write.
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	if !utf8.Valid(b[:cut]) {
+		c.invalid = true
+		return len(p), nil
+	}
+	c.carry = append([]byte(nil), b[cut:]...)
+	return len(p), nil
+}
+
+// Encoding reports the encoding of the bytes written: UTF-8 if they were all
+// valid UTF-8, else Windows-1251.
+func (c *utf8Checker) Encoding() string {
+	if c.invalid || len(c.carry) > 0 {
+		return EncodingCP1251
+	}
+	return EncodingUTF8
+}
+
+// csvRow is one data row of a CSV feed, with its fields by column key.
+type csvRow struct {
+	line   int
+	fields []string
+	index  map[string]int // column key -> field index
+}
+
+// get returns the trimmed value of a column, or "" if the file has no such
+// column or the row is short (1C drops empty trailing columns).
+func (r *csvRow) get(key string) string {
+	i, ok := r.index[key]
+	if !ok || i >= len(r.fields) {
+		return ""
+	}
+	return strings.TrimSpace(r.fields[i])
+}
+
+// has reports whether the file has the column.
+func (r *csvRow) has(key string) bool {
+	_, ok := r.index[key]
+	return ok
+}
+
+// FileError is a problem with a file as a whole: it is marked failed and
+// nothing of it is loaded.
+type FileError struct {
+	Reason string
+}
+
+func (e *FileError) Error() string { return e.Reason }
+
+// RowError is a problem with one row: the row is rejected and the rest of
+// the file loads.
+type RowError struct {
+	Line   int
+	Field  string
+	Reason string
+}
+
+func (e *RowError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+}
+
+// readCSV streams the rows of a CSV feed from r (already decoded to UTF-8).
+// The delimiter is detected from the header line (';', ',' or tab), header
+// names are matched against the feed's aliases, and fn is called for each
+// data row. A row that cannot be read is passed to onBad; a missing
+// required column is a *FileError. An error returned by fn or onBad stops
+// the read and is returned as is.
+func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) error) error {
+	br := bufio.NewReaderSize(r, maxHeaderBytes)
+	head, err := br.Peek(maxHeaderBytes)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return fmt.Errorf("read header: %w", err)
+	}
+	if len(bytes.TrimSpace(head)) == 0 {
+		return &FileError{Reason: "the file is empty: no header row"}
+	}
+	nl := bytes.IndexByte(head, '\n')
+	if nl < 0 && len(head) == maxHeaderBytes {
+		return &FileError{Reason: fmt.Sprintf("no line break in the first %d KiB: not a CSV file", maxHeaderBytes>>10)}
+	}
+	if nl < 0 {
+		nl = len(head)
+	}
+	cr := csv.NewReader(br)
+	cr.Comma = detectDelimiter(head[:nl])
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+
+	header, err := cr.Read()
+	if err != nil {
+		return &FileError{Reason: fmt.Sprintf("read header: %v", err)}
+	}
+	index, err := f.matchHeader(header)
+	if err != nil {
+		return err
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				if e := onBad(&RowError{Line: pe.StartLine, Reason: pe.Err.Error()}); e != nil {
+					return e
+				}
+				continue
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if isBlank(rec) {
+			continue
+		}
+		if len(rec) > maxFields {
+			if e := onBad(&RowError{Line: line, Reason: fmt.Sprintf("%d fields, more than %d", len(rec), maxFields)}); e != nil {
+				return e
+			}
+			continue
+		}
+		if field, n := longField(rec, header); n > 0 {
+			if e := onBad(&RowError{Line: line, Field: field, Reason: fmt.Sprintf("value of %d bytes, more than %d", n, maxFieldBytes)}); e != nil {
+				return e
+			}
+			continue
+		}
+		if err := fn(&csvRow{line: line, fields: rec, index: index}); err != nil {
+			return err
+		}
+	}
+}
+
+func isBlank(rec []string) bool {
+	for _, f := range rec {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+func longField(rec, header []string) (string, int) {
+	for i, f := range rec {
+		if len(f) > maxFieldBytes {
+			name := fmt.Sprintf("column %d", i+1)
+			if i < len(header) {
+				name = header[i]
+			}
+			return name, len(f)
+		}
+	}
+	return "", 0
+}
+
+// detectDelimiter picks the most frequent of ';', tab and ',' outside
+// quotes in the header line; 1C writes ';'.
+func detectDelimiter(line []byte) rune {
+	counts := map[byte]int{}
+	quoted := false
+	for _, c := range line {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case !quoted && (c == ';' || c == ',' || c == '\t'):
+			counts[c]++
+		}
+	}
+	best, n := byte(';'), counts[';']
+	for _, c := range []byte{'\t', ','} {
+		if counts[c] > n {
+			best, n = c, counts[c]
+		}
+	}
+	return rune(best)
+}

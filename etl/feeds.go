@@ -1,0 +1,235 @@
+package etl
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/otklik/otklik/store"
+)
+
+// Feed names.
+const (
+	FeedStores    = "stores"
+	FeedCustomers = "customers"
+	FeedPurchases = "purchases"
+)
+
+// Feeds lists the CSV feeds in the order a drop is loaded: stores first so
+// that purchase times are read in their store's time zone.
+var Feeds = []string{FeedStores, FeedCustomers, FeedPurchases}
+
+// DefaultPatterns are the file name globs of each feed.
+var DefaultPatterns = map[string][]string{
+	FeedStores:    {"stores*.csv"},
+	FeedCustomers: {"customers*.csv", "clients*.csv"},
+	FeedPurchases: {"purchases*.csv", "sales*.csv"},
+}
+
+type column struct {
+	key      string
+	aliases  []string // 1C's Russian header first
+	required bool
+}
+
+type feed struct {
+	name    string
+	columns []column
+}
+
+var feeds = map[string]feed{
+	FeedStores: {FeedStores, []column{
+		{"code", []string{"Код", "code"}, true},
+		{"name", []string{"Наименование", "name"}, false},
+		{"city", []string{"Город", "city"}, false},
+		{"timezone", []string{"ЧасовойПояс", "timezone", "tz"}, false},
+		{"region", []string{"Регион", "region"}, false},
+		{"director_email", []string{"EmailДиректора", "director_email"}, false},
+	}},
+	FeedCustomers: {FeedCustomers, []column{
+		{"code", []string{"Код", "code"}, true},
+		{"name", []string{"ФИО", "name"}, false},
+		{"email", []string{"Email", "ЭлектроннаяПочта", "e-mail"}, false},
+		{"phone", []string{"Телефон", "phone"}, false},
+		{"birth_date", []string{"ДатаРождения", "birth_date"}, false},
+		{"consent", []string{"СогласиеНаРассылку", "consent"}, false},
+		{"store", []string{"Магазин", "store"}, false},
+	}},
+	FeedPurchases: {FeedPurchases, []column{
+		{"receipt", []string{"НомерЧека", "receipt"}, true},
+		{"line", []string{"НомерСтроки", "line"}, true},
+		{"date", []string{"Дата", "date"}, true},
+		{"store", []string{"Магазин", "store"}, true},
+		{"customer", []string{"КодКлиента", "customer"}, false},
+		{"product_code", []string{"КодТовара", "product_code"}, false},
+		{"product", []string{"Товар", "product"}, false},
+		{"category", []string{"Категория", "category"}, false},
+		{"qty", []string{"Количество", "qty"}, true},
+		{"price", []string{"Цена", "price"}, false},
+		{"sum", []string{"Сумма", "sum"}, true},
+		{"seller", []string{"Продавец", "seller"}, false},
+	}},
+}
+
+// headerKey folds a header name for matching: case and white space do not
+// count.
+func headerKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || r == '\ufeff' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, s)
+}
+
+// matchHeader maps the feed's column keys to field indexes. Extra columns
+// are ignored; a missing required column is a *FileError naming it.
+func (f feed) matchHeader(header []string) (map[string]int, error) {
+	byName := map[string]int{}
+	for i, h := range header {
+		k := headerKey(h)
+		if _, dup := byName[k]; !dup && k != "" {
+			byName[k] = i
+		}
+	}
+	index := map[string]int{}
+	var missing []string
+	for _, c := range f.columns {
+		found := false
+		for _, a := range c.aliases {
+			if i, ok := byName[headerKey(a)]; ok {
+				index[c.key], found = i, true
+				break
+			}
+		}
+		if !found && c.required {
+			missing = append(missing, c.aliases[0])
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return nil, &FileError{Reason: fmt.Sprintf("%s feed: missing required column %s (header: %s)",
+			f.name, strings.Join(missing, ", "), strings.Join(header, ";"))}
+	}
+	return index, nil
+}
+
+func (f feed) label(key string) string {
+	for _, c := range f.columns {
+		if c.key == key {
+			return c.aliases[0]
+		}
+	}
+	return key
+}
+
+func rowErr(f feed, r *csvRow, key, format string, args ...any) *RowError {
+	return &RowError{Line: r.line, Field: f.label(key), Reason: fmt.Sprintf(format, args...)}
+}
+
+// parseStore reads a stores row.
+func parseStore(r *csvRow) (store.Store, *RowError) {
+	f := feeds[FeedStores]
+	s := store.Store{
+		Code: r.get("code"), Name: r.get("name"), City: r.get("city"),
+		TimeZone: r.get("timezone"), Region: r.get("region"),
+	}
+	if s.Code == "" {
+		return s, rowErr(f, r, "code", "empty store code")
+	}
+	if s.TimeZone != "" {
+		if _, err := time.LoadLocation(s.TimeZone); err != nil {
+			return s, rowErr(f, r, "timezone", "%q is not an IANA time zone (like Europe/Moscow)", s.TimeZone)
+		}
+	}
+	if e := r.get("director_email"); e != "" {
+		addr, err := normalizeEmail(e)
+		if err != nil {
+			return s, rowErr(f, r, "director_email", "%v", err)
+		}
+		s.DirectorEmail = addr
+	}
+	return s, nil
+}
+
+// parseCustomer reads a customers row. A card with an unreadable email or
+// phone still loads without that field, so that its purchases keep their
+// owner; such a card is never surveyed.
+func parseCustomer(r *csvRow) (store.Customer, *RowError) {
+	f := feeds[FeedCustomers]
+	c := store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
+	if c.Code == "" {
+		return c, rowErr(f, r, "code", "empty customer code")
+	}
+	if e, err := normalizeEmail(r.get("email")); err == nil {
+		c.Email = e
+	}
+	if p, err := normalizePhone(r.get("phone")); err == nil {
+		c.Phone = p
+	}
+	if b := r.get("birth_date"); b != "" {
+		if t, err := parseDateTime(b, time.UTC); err == nil {
+			c.BirthDate = t.Format("2006-01-02")
+		}
+	}
+	consent, err := parseBool(r.get("consent"))
+	if err != nil {
+		return c, rowErr(f, r, "consent", "%v", err)
+	}
+	c.Consent = consent
+	return c, nil
+}
+
+// parsePurchase reads a purchases row; zone gives a store's time zone.
+func parsePurchase(r *csvRow, zone func(store string) *time.Location) (store.PurchaseLine, *RowError) {
+	f := feeds[FeedPurchases]
+	p := store.PurchaseLine{
+		StoreCode: r.get("store"), Receipt: r.get("receipt"), CustomerCode: r.get("customer"),
+		ProductCode: r.get("product_code"), Product: r.get("product"), Category: r.get("category"),
+		Seller: r.get("seller"),
+	}
+	if p.StoreCode == "" {
+		return p, rowErr(f, r, "store", "empty store code")
+	}
+	if p.Receipt == "" {
+		return p, rowErr(f, r, "receipt", "empty receipt number")
+	}
+	line, err := strconv.Atoi(r.get("line"))
+	if err != nil || line < 0 {
+		return p, rowErr(f, r, "line", "%q is not a line number", r.get("line"))
+	}
+	p.Line = line
+	at, err := parseDateTime(r.get("date"), zone(p.StoreCode))
+	if err != nil {
+		if err == errEmpty {
+			return p, rowErr(f, r, "date", "empty date")
+		}
+		return p, rowErr(f, r, "date", "%v", err)
+	}
+	p.At = at
+	if p.QtyMilli, err = parseMilli(r.get("qty")); err != nil {
+		return p, rowErr(f, r, "qty", "%v", err)
+	}
+	if p.QtyMilli == 0 {
+		return p, rowErr(f, r, "qty", "zero quantity")
+	}
+	if s := r.get("price"); s != "" {
+		if p.PriceKop, err = parseKopecks(s); err != nil {
+			return p, rowErr(f, r, "price", "%v", err)
+		}
+	}
+	if p.SumKop, err = parseKopecks(r.get("sum")); err != nil {
+		return p, rowErr(f, r, "sum", "%v", err)
+	}
+	// A return is a negative quantity; 1C writes its sum either way.
+	if p.QtyMilli < 0 && p.SumKop > 0 {
+		p.SumKop = -p.SumKop
+	}
+	if p.QtyMilli > 0 && p.SumKop < 0 {
+		return p, rowErr(f, r, "sum", "negative sum %s for a positive quantity", r.get("sum"))
+	}
+	return p, nil
+}

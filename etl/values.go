@@ -1,0 +1,167 @@
+package etl
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// The layouts 1C and hand-made exports use for dates. Go accepts a
+// one-digit hour for "15", so "01.11.2026 9:05:00" parses.
+var dateTimeLayouts = []string{
+	"02.01.2006 15:04:05",
+	"02.01.2006 15:04",
+	"02.01.2006",
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04",
+	"2006-01-02",
+}
+
+var errEmpty = errors.New("empty")
+
+// parseDateTime reads a 1C date or date-time in loc. The 1C empty date
+// (01.01.0001) reads as errEmpty.
+func parseDateTime(s string, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errEmpty
+	}
+	for _, layout := range dateTimeLayouts {
+		t, err := time.ParseInLocation(layout, s, loc)
+		if err == nil {
+			if t.Year() <= 1 {
+				return time.Time{}, errEmpty
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date (want DD.MM.YYYY [H:MM:SS])", s)
+}
+
+// parseFixed reads a decimal number with up to scale fraction digits as an
+// integer count of 10^-scale units, exactly (no floats): "1 234,56" with
+// scale 2 is 123456. Spaces, non-breaking and narrow spaces group
+// thousands; the decimal mark is a comma or a point.
+func parseFixed(s string, scale int) (int64, error) {
+	orig := s
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\u00a0' || r == '\u202f' || r == '\t' {
+			return -1
+		}
+		return r
+	}, s)
+	if s == "" {
+		return 0, errEmpty
+	}
+	neg := false
+	switch s[0] {
+	case '-':
+		neg, s = true, s[1:]
+	case '+':
+		s = s[1:]
+	}
+	intPart, frac, _ := strings.Cut(strings.Replace(s, ",", ".", 1), ".")
+	if intPart == "" && frac == "" {
+		return 0, fmt.Errorf("%q is not a number", orig)
+	}
+	if len(frac) > scale {
+		extra := frac[scale:]
+		if strings.Trim(extra, "0") != "" {
+			return 0, fmt.Errorf("%q has more than %d decimal places", orig, scale)
+		}
+		frac = frac[:scale]
+	}
+	var v int64
+	for _, part := range []string{intPart, frac + strings.Repeat("0", scale-len(frac))} {
+		for _, c := range part {
+			if c < '0' || c > '9' {
+				return 0, fmt.Errorf("%q is not a number", orig)
+			}
+			if v > (1<<62)/10 {
+				return 0, fmt.Errorf("%q is too large", orig)
+			}
+			v = v*10 + int64(c-'0')
+		}
+	}
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+// parseKopecks reads a money amount in roubles into kopecks.
+func parseKopecks(s string) (int64, error) { return parseFixed(s, 2) }
+
+// parseMilli reads a quantity into thousandths.
+func parseMilli(s string) (int64, error) { return parseFixed(s, 3) }
+
+// parseBool reads the ways 1C and people write yes and no.
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "да", "истина", "1", "true", "yes", "y", "д":
+		return true, nil
+	case "нет", "ложь", "0", "false", "no", "n", "н", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not yes or no (Да/Нет, 1/0, true/false)", s)
+}
+
+// NormalizeEmail trims and lower-cases an address and checks it, as the
+// customers feed does.
+func NormalizeEmail(s string) (string, error) { return normalizeEmail(s) }
+
+// NormalizePhone normalizes a Russian phone number to +7XXXXXXXXXX, as the
+// customers feed does.
+func NormalizePhone(s string) (string, error) { return normalizePhone(s) }
+
+// normalizeEmail trims and lower-cases an address and checks it. Only
+// ASCII local parts are accepted: most relays refuse SMTPUTF8.
+func normalizeEmail(s string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(s))
+	if e == "" {
+		return "", errEmpty
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" {
+		return "", fmt.Errorf("%q is not an email address", s)
+	}
+	local, domain, _ := strings.Cut(e, "@")
+	if !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
+		return "", fmt.Errorf("%q has no valid domain", s)
+	}
+	for _, r := range local {
+		if r > unicode.MaxASCII {
+			return "", fmt.Errorf("%q has a non-ASCII local part", s)
+		}
+	}
+	return e, nil
+}
+
+// normalizePhone turns a Russian phone number in any common notation
+// (8 (912) 345-67-89, +7 912 3456789, 9123456789) into +7XXXXXXXXXX.
+func normalizePhone(s string) (string, error) {
+	var d []byte
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			d = append(d, byte(r))
+		case r == '+' || r == '(' || r == ')' || r == '-' || r == '.' || unicode.IsSpace(r):
+		default:
+			return "", fmt.Errorf("%q is not a phone number", s)
+		}
+	}
+	switch {
+	case len(d) == 0:
+		return "", errEmpty
+	case len(d) == 11 && (d[0] == '7' || d[0] == '8'):
+		d = d[1:]
+	case len(d) == 10:
+	default:
+		return "", fmt.Errorf("%q is not a Russian phone number", s)
+	}
+	return "+7" + string(d), nil
+}

@@ -1,0 +1,137 @@
+// Package inbox is a small SMTP server on loopback that keeps every
+// message it accepts, in memory and optionally as .eml files in a folder.
+// The demo uses it as the "mail server" so that nothing needs installing,
+// and tests use it to capture what otklik sends.
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one accepted message.
+type Message struct {
+	From string
+	To   []string
+	Data []byte
+	Path string // the .eml file, if the inbox writes to a folder
+}
+
+// Inbox is a running SMTP server.
+type Inbox struct {
+	srv  *smtp.Server
+	ln   net.Listener
+	dir  string
+	done chan struct{}
+
+	mu       sync.Mutex
+	messages []Message
+
+	// Reject, if set, is asked about each recipient; a non-nil error
+	// (an *smtp.SMTPError for a precise reply) refuses it.
+	Reject func(rcpt string) error
+}
+
+// Start listens on 127.0.0.1 on a free port. With dir set, each message is
+// also written there as NNNNN.eml.
+func Start(dir string) (*Inbox, error) {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("inbox: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	in := &Inbox{ln: ln, dir: dir, done: make(chan struct{})}
+	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &session{in: in}, nil
+	}))
+	s.Domain = "inbox.localhost"
+	s.ReadTimeout = 30 * time.Second
+	s.WriteTimeout = 30 * time.Second
+	s.MaxMessageBytes = 32 << 20
+	s.MaxRecipients = 100
+	s.ErrorLog = log.New(io.Discard, "", 0)
+	in.srv = s
+	go func() {
+		defer close(in.done)
+		s.Serve(ln)
+	}()
+	return in, nil
+}
+
+// Addr is the host:port to send to.
+func (in *Inbox) Addr() string { return in.ln.Addr().String() }
+
+// Messages returns a copy of what was received so far.
+func (in *Inbox) Messages() []Message {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]Message(nil), in.messages...)
+}
+
+// Close stops the server.
+func (in *Inbox) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := in.srv.Shutdown(ctx)
+	<-in.done
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+type session struct {
+	in   *Inbox
+	from string
+	to   []string
+}
+
+func (s *session) Reset()        { s.from, s.to = "", nil }
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.in.Reject != nil {
+		if err := s.in.Reject(to); err != nil {
+			return err
+		}
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m := Message{From: s.from, To: append([]string(nil), s.to...), Data: data}
+	s.in.mu.Lock()
+	defer s.in.mu.Unlock()
+	if s.in.dir != "" {
+		m.Path = filepath.Join(s.in.dir, fmt.Sprintf("%05d.eml", len(s.in.messages)+1))
+		if err := os.WriteFile(m.Path, data, 0o644); err != nil {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "cannot store message"}
+		}
+	}
+	s.in.messages = append(s.in.messages, m)
+	return nil
+}

@@ -1,0 +1,156 @@
+package mailer
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+)
+
+// Attachment is a file attached to a message. Name should be ASCII:
+// go-message writes non-ASCII names RFC 2047-style, which some clients
+// show raw (PITFALLS: go-message).
+type Attachment struct {
+	Name        string
+	ContentType string
+	Data        []byte
+}
+
+// Message is an email to compose.
+type Message struct {
+	From    *mail.Address
+	To      []*mail.Address
+	Subject string
+	Text    string
+	HTML    string
+	// Unsubscribe is the one-click URL (RFC 8058), empty for none.
+	Unsubscribe string
+	Attachments []Attachment
+	Date        time.Time
+}
+
+// Compose builds the MIME message: multipart/alternative with a text and
+// an HTML part, inside multipart/mixed when there are attachments; UTF-8,
+// RFC 2047 encoded headers, Date and a Message-ID on the sender's domain.
+// Header values are set through go-message, so CR or LF in a name or
+// subject cannot inject a header.
+func Compose(m Message) (msg []byte, messageID string, err error) {
+	var h mail.Header
+	h.SetAddressList("From", []*mail.Address{m.From})
+	h.SetAddressList("To", m.To)
+	h.SetSubject(oneLine(m.Subject))
+	date := m.Date
+	if date.IsZero() {
+		date = time.Now()
+	}
+	h.SetDate(date)
+	_, domain, ok := strings.Cut(m.From.Address, "@")
+	if !ok || domain == "" {
+		return nil, "", fmt.Errorf("compose: sender %q has no domain", m.From.Address)
+	}
+	if err := h.GenerateMessageIDWithHostname(domain); err != nil {
+		return nil, "", fmt.Errorf("compose: %w", err)
+	}
+	messageID, _ = h.MessageID()
+	if m.Unsubscribe != "" {
+		h.Set("List-Unsubscribe", "<"+oneLine(m.Unsubscribe)+">")
+		h.Set("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+	}
+	var b bytes.Buffer
+	if len(m.Attachments) == 0 {
+		w, err := mail.CreateInlineWriter(&b, h)
+		if err != nil {
+			return nil, "", fmt.Errorf("compose: %w", err)
+		}
+		if err := writeAlternatives(w, m); err != nil {
+			return nil, "", err
+		}
+		if err := w.Close(); err != nil {
+			return nil, "", fmt.Errorf("compose: %w", err)
+		}
+		return b.Bytes(), messageID, nil
+	}
+	w, err := mail.CreateWriter(&b, h)
+	if err != nil {
+		return nil, "", fmt.Errorf("compose: %w", err)
+	}
+	iw, err := w.CreateInline()
+	if err != nil {
+		return nil, "", fmt.Errorf("compose: %w", err)
+	}
+	if err := writeAlternatives(iw, m); err != nil {
+		return nil, "", err
+	}
+	if err := iw.Close(); err != nil {
+		return nil, "", fmt.Errorf("compose: %w", err)
+	}
+	for _, a := range m.Attachments {
+		var ah mail.AttachmentHeader
+		ah.Set("Content-Type", a.ContentType)
+		ah.SetFilename(a.Name)
+		aw, err := w.CreateAttachment(ah)
+		if err != nil {
+			return nil, "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
+		}
+		if _, err := aw.Write(a.Data); err != nil {
+			return nil, "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
+		}
+		if err := aw.Close(); err != nil {
+			return nil, "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, "", fmt.Errorf("compose: %w", err)
+	}
+	return b.Bytes(), messageID, nil
+}
+
+func writeAlternatives(w *mail.InlineWriter, m Message) error {
+	for _, part := range []struct{ ctype, body string }{
+		{"text/plain", m.Text},
+		{"text/html", m.HTML},
+	} {
+		var ph mail.InlineHeader
+		ph.SetContentType(part.ctype, map[string]string{"charset": "utf-8"})
+		pw, err := w.CreatePart(ph)
+		if err != nil {
+			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
+		}
+		if _, err := io.WriteString(pw, part.body); err != nil {
+			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
+		}
+		if err := pw.Close(); err != nil {
+			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
+		}
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
+}
+
+// ParseAddress reads "Name <addr@host>" or a bare address.
+func ParseAddress(s string) (*mail.Address, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an email address: %w", s, err)
+	}
+	return a, nil
+}
+
+// Mask hides most of an address for logs: "an***@mail.ru".
+func Mask(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok {
+		return "***"
+	}
+	r := []rune(local)
+	if len(r) > 2 {
+		r = r[:2]
+	}
+	return string(r) + "***@" + domain
+}

@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// File statuses in the ledger.
+const (
+	FileLoading          = "loading"
+	FileIngested         = "ingested"
+	FileFailed           = "failed"
+	FileSkippedDuplicate = "skipped_duplicate"
+)
+
+// FileVersion names one version of a file on a source.
+type FileVersion struct {
+	Source string
+	Name   string
+	Size   int64
+	MTime  int64 // unix seconds
+}
+
+// FileStatus returns the ledger status of a file version, or "" if the
+// ledger has never seen it.
+func (db *DB) FileStatus(ctx context.Context, v FileVersion) (string, error) {
+	var status string
+	err := db.read.QueryRowContext(ctx, `SELECT status FROM files
+		WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
+		v.Source, v.Name, v.Size, v.MTime).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("file status %s/%s: %w", v.Source, v.Name, err)
+	}
+	return status, nil
+}
+
+// BeginFile records that a downloaded file is about to be loaded. If a file
+// with the same sha256 was already ingested, the version is recorded as a
+// skipped duplicate and dup is true. A version left in "loading" by a crash
+// is taken up again: its rejects are cleared and its id returned.
+func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encoding string) (id int64, dup bool, err error) {
+	now := db.now()
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM files WHERE sha256 = ? AND status = ?`,
+			sha256, FileIngested).Scan(&n); err != nil {
+			return err
+		}
+		status := FileLoading
+		if n > 0 {
+			status, dup = FileSkippedDuplicate, true
+		}
+		var old int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM files WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
+			v.Source, v.Name, v.Size, v.MTime).Scan(&old)
+		switch {
+		case err == nil:
+			id = old
+			if _, err := tx.ExecContext(ctx, `DELETE FROM rejects WHERE file_id = ?`, id); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE files SET sha256 = ?, feed = ?, encoding = ?, status = ?,
+				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, error = '', started_at = ?, finished_at = NULL
+				WHERE id = ?`, sha256, feed, encoding, status, now, id)
+			return err
+		case errors.Is(err, sql.ErrNoRows):
+			var finished any
+			if dup {
+				finished = now
+			}
+			res, err := tx.ExecContext(ctx, `INSERT INTO files
+				(source, name, size, mtime, sha256, feed, encoding, status, started_at, finished_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				v.Source, v.Name, v.Size, v.MTime, sha256, feed, encoding, status, now, finished)
+			if err != nil {
+				return err
+			}
+			id, err = res.LastInsertId()
+			return err
+		default:
+			return err
+		}
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("begin file %s/%s: %w", v.Source, v.Name, err)
+	}
+	return id, dup, nil
+}
+
+// FileCounts are the row outcomes of one file.
+type FileCounts struct {
+	Loaded, Duplicate, Rejected int64
+}
+
+// FinishFile marks a file ingested (errMsg empty) or failed, with its counts.
+func (db *DB) FinishFile(ctx context.Context, id int64, c FileCounts, errMsg string) error {
+	status := FileIngested
+	if errMsg != "" {
+		status = FileFailed
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_loaded = ?, rows_duplicate = ?,
+			rows_rejected = ?, error = ?, finished_at = ? WHERE id = ?`,
+			status, c.Loaded, c.Duplicate, c.Rejected, errMsg, db.now(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish file %d: %w", id, err)
+	}
+	return nil
+}
+
+// Reject is a row that could not be loaded.
+type Reject struct {
+	File   string
+	Line   int
+	Field  string
+	Reason string
+}
+
+// Rejects returns the most recent rejects across all files, newest first,
+// at most limit.
+func (db *DB) Rejects(ctx context.Context, limit int) ([]Reject, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.line, r.field, r.reason
+		FROM rejects r JOIN files f ON f.id = r.file_id ORDER BY r.id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list rejects: %w", err)
+	}
+	defer rows.Close()
+	var out []Reject
+	for rows.Next() {
+		var r Reject
+		if err := rows.Scan(&r.File, &r.Line, &r.Field, &r.Reason); err != nil {
+			return nil, fmt.Errorf("list rejects: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

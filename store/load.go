@@ -1,0 +1,186 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Store is a shop of the chain, identified by its 1C code.
+type Store struct {
+	Code, Name, City, TimeZone, Region, DirectorEmail string
+}
+
+// Customer is a 1C customer card. Email and Phone are normalized or empty.
+type Customer struct {
+	Code, Name, Email, Phone string
+	BirthDate                string // YYYY-MM-DD or empty
+	Consent                  bool
+	StoreCode                string
+}
+
+// PurchaseLine is one line of a receipt. CustomerCode is empty for a
+// receipt without a loyalty card; a negative QtyMilli is a return.
+type PurchaseLine struct {
+	StoreCode, Receipt string
+	Line               int
+	At                 time.Time
+	CustomerCode       string
+	ProductCode        string
+	Product            string
+	Category           string
+	QtyMilli           int64
+	PriceKop           int64
+	SumKop             int64
+	Seller             string
+}
+
+// Batch is one write transaction of an ingest: a file is loaded in several
+// batches so that the write lock is never held for long. Each Add method
+// reports whether the row changed the database (false: a duplicate).
+type Batch struct {
+	db     *DB
+	tx     *sql.Tx
+	fileID int64
+	stmts  map[string]*sql.Stmt
+}
+
+// BeginBatch starts a batch for the file with the given ledger id.
+func (db *DB) BeginBatch(ctx context.Context, fileID int64) (*Batch, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin batch: %w", err)
+	}
+	return &Batch{db: db, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+func (b *Batch) exec(ctx context.Context, query string, args ...any) (bool, error) {
+	st, ok := b.stmts[query]
+	if !ok {
+		var err error
+		st, err = b.tx.PrepareContext(ctx, query)
+		if err != nil {
+			return false, err
+		}
+		b.stmts[query] = st
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+const upsertStore = `INSERT INTO stores (code, name, city, timezone, region, director_email, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (code) DO UPDATE SET name = excluded.name, city = excluded.city,
+		timezone = excluded.timezone, region = excluded.region,
+		director_email = excluded.director_email, updated_at = excluded.updated_at
+	WHERE (name, city, timezone, region, director_email) IS NOT
+		(excluded.name, excluded.city, excluded.timezone, excluded.region, excluded.director_email)`
+
+// AddStore inserts a store or updates its card if a field changed.
+func (b *Batch) AddStore(ctx context.Context, s Store) (bool, error) {
+	ok, err := b.exec(ctx, upsertStore, s.Code, s.Name, s.City, s.TimeZone, s.Region, s.DirectorEmail, b.db.now())
+	if err != nil {
+		return false, fmt.Errorf("add store %q: %w", s.Code, err)
+	}
+	return ok, nil
+}
+
+// A forgotten card is never filled again by a later export.
+const upsertCustomer = `INSERT INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (code) DO UPDATE SET name = excluded.name, email = excluded.email,
+		phone = excluded.phone, birth_date = excluded.birth_date, consent = excluded.consent,
+		store_code = excluded.store_code, updated_at = excluded.updated_at
+	WHERE forgotten = 0 AND (name, email, phone, birth_date, consent, store_code) IS NOT
+		(excluded.name, excluded.email, excluded.phone, excluded.birth_date, excluded.consent, excluded.store_code)`
+
+// AddCustomer inserts a card or updates it if a field changed.
+func (b *Batch) AddCustomer(ctx context.Context, c Customer) (bool, error) {
+	ok, err := b.exec(ctx, upsertCustomer, c.Code, nullString(c.Name), nullString(c.Email), nullString(c.Phone),
+		nullString(c.BirthDate), c.Consent, c.StoreCode, b.db.now())
+	if err != nil {
+		return false, fmt.Errorf("add customer %q: %w", c.Code, err)
+	}
+	return ok, nil
+}
+
+const insertLine = `INSERT INTO purchase_lines (store_code, receipt, line, at, customer_code, product_code,
+	product, category, qty_milli, price_kop, sum_kop, seller, file_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (store_code, receipt, line) DO NOTHING`
+
+// AddPurchaseLine inserts a line unless (store, receipt, line) is loaded.
+func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, error) {
+	ok, err := b.exec(ctx, insertLine, p.StoreCode, p.Receipt, p.Line, p.At.UTC().Unix(), p.CustomerCode,
+		p.ProductCode, p.Product, p.Category, p.QtyMilli, p.PriceKop, p.SumKop, p.Seller, b.fileID)
+	if err != nil {
+		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
+	}
+	return ok, nil
+}
+
+// AddReject records a row that could not be loaded.
+func (b *Batch) AddReject(ctx context.Context, line int, field, reason string) error {
+	if _, err := b.exec(ctx, `INSERT INTO rejects (file_id, line, field, reason) VALUES (?, ?, ?, ?)`,
+		b.fileID, line, field, reason); err != nil {
+		return fmt.Errorf("add reject line %d: %w", line, err)
+	}
+	return nil
+}
+
+// Commit commits the batch.
+func (b *Batch) Commit() error {
+	for _, st := range b.stmts {
+		st.Close()
+	}
+	if err := b.tx.Commit(); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	return nil
+}
+
+// Rollback abandons the batch; it is safe after Commit.
+func (b *Batch) Rollback() {
+	for _, st := range b.stmts {
+		st.Close()
+	}
+	_ = b.tx.Rollback() // sql.ErrTxDone after Commit is expected
+}
+
+// StoreTimeZones returns every store's configured time zone name by code.
+func (db *DB) StoreTimeZones(ctx context.Context) (map[string]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT code, timezone FROM stores`)
+	if err != nil {
+		return nil, fmt.Errorf("store time zones: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var code, tz string
+		if err := rows.Scan(&code, &tz); err != nil {
+			return nil, fmt.Errorf("store time zones: %w", err)
+		}
+		out[code] = tz
+	}
+	return out, rows.Err()
+}
+
+// GetStore returns a store by code.
+func (db *DB) GetStore(ctx context.Context, code string) (Store, error) {
+	var s Store
+	err := db.read.QueryRowContext(ctx, `SELECT code, name, city, timezone, region, director_email
+		FROM stores WHERE code = ?`, code).Scan(&s.Code, &s.Name, &s.City, &s.TimeZone, &s.Region, &s.DirectorEmail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Store{Code: code}, ErrNotFound
+	}
+	if err != nil {
+		return Store{}, fmt.Errorf("get store %q: %w", code, err)
+	}
+	return s, nil
+}

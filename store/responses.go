@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Survey is what the survey page needs to know about a token.
+type Survey struct {
+	InvitationID int64
+	Status       string
+	StoreCode    string
+	StoreName    string
+	TimeZone     string
+	PurchasedAt  time.Time
+	Answered     bool
+}
+
+// SurveyByToken returns the invitation behind a survey token, or
+// ErrNotFound.
+func (db *DB) SurveyByToken(ctx context.Context, token string) (Survey, error) {
+	var s Survey
+	var at int64
+	var answered int
+	err := db.read.QueryRowContext(ctx, `
+		SELECT i.id, i.status, i.store_code, coalesce(st.name, ''), coalesce(st.timezone, ''), i.purchased_at,
+		       EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id)
+		FROM invitations i LEFT JOIN stores st ON st.code = i.store_code
+		WHERE i.token = ?`, token).Scan(&s.InvitationID, &s.Status, &s.StoreCode, &s.StoreName, &s.TimeZone, &at, &answered)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Survey{}, ErrNotFound
+	}
+	if err != nil {
+		return Survey{}, fmt.Errorf("survey by token: %w", err)
+	}
+	s.PurchasedAt = time.Unix(at, 0).UTC()
+	s.Answered = answered == 1
+	return s, nil
+}
+
+// Feedback is one category with its tone in an answer.
+type Feedback struct {
+	Category string // service, assortment, prices, comfort, other
+	Tone     string // positive or negative
+}
+
+// Response is a customer's answer to a survey.
+type Response struct {
+	Rating   int  // CSI, 1..5
+	NPS      *int // 0..10, nil if not given
+	Comment  string
+	Feedback []Feedback
+}
+
+// AddResponse stores the answer for a token. It returns ErrNotFound for an
+// unknown token and ErrConflict if the survey was already answered or its
+// invitation was never sent.
+func (db *DB) AddResponse(ctx context.Context, token string, r Response) (int64, error) {
+	var id int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var invID int64
+		var status, store string
+		err := tx.QueryRowContext(ctx, `SELECT id, status, store_code FROM invitations WHERE token = ?`, token).
+			Scan(&invID, &status, &store)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if status != InvSent && status != InvUnknown {
+			return ErrConflict
+		}
+		var nps sql.NullInt64
+		if r.NPS != nil {
+			nps = sql.NullInt64{Int64: int64(*r.NPS), Valid: true}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO responses (invitation_id, store_code, rating, nps, comment, created_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (invitation_id) DO NOTHING`,
+			invID, store, r.Rating, nps, r.Comment, db.now())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrConflict
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		for _, f := range r.Feedback {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO response_categories (response_id, category, tone)
+				VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, f.Category, f.Tone); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("add response: %w", err)
+	}
+	return id, nil
+}
+
+// UnsubscribeToken suppresses the address that a survey token was sent to.
+// It is idempotent; it returns ErrNotFound for an unknown token.
+func (db *DB) UnsubscribeToken(ctx context.Context, token string) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var email string
+		err := tx.QueryRowContext(ctx, `SELECT email FROM invitations WHERE token = ?`, token).Scan(&email)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if email == "" {
+			return nil // erased on request: already suppressed by hash
+		}
+		return suppress(ctx, tx, email, "unsubscribed", db.now())
+	})
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("unsubscribe: %w", err)
+	}
+	return nil
+}
+
+// Forget erases a customer's personal data on request: every card with
+// that email or phone keeps only its code, invitations lose the address,
+// answers stay without anything that names the person, and the address is
+// suppressed by its hash so that a later export cannot bring it back into
+// a survey. It returns how many cards were erased.
+func (db *DB) Forget(ctx context.Context, email, phone string) (int64, error) {
+	var n int64
+	now := db.now()
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT code, coalesce(email, '') FROM customers
+			WHERE (email = ? AND ? <> '') OR (phone = ? AND ? <> '')`, email, email, phone, phone)
+		if err != nil {
+			return err
+		}
+		emails := map[string]bool{}
+		if email != "" {
+			emails[email] = true
+		}
+		var codes []string
+		for rows.Next() {
+			var code, e string
+			if err := rows.Scan(&code, &e); err != nil {
+				rows.Close()
+				return err
+			}
+			codes = append(codes, code)
+			if e != "" {
+				emails[e] = true
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, code := range codes {
+			if _, err := tx.ExecContext(ctx, `UPDATE customers SET name = NULL, email = NULL, phone = NULL,
+				birth_date = NULL, consent = 0, forgotten = 1, updated_at = ? WHERE code = ?`, now, code); err != nil {
+				return err
+			}
+		}
+		n = int64(len(codes))
+		for e := range emails {
+			if _, err := tx.ExecContext(ctx, `UPDATE invitations SET email = '',
+				status = CASE status WHEN 'planned' THEN 'expired' ELSE status END WHERE email = ?`, e); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM suppressions WHERE email = ?`, e); err != nil {
+				return err
+			}
+			if err := suppress(ctx, tx, hashedEmail(e), "forgotten", now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("forget customer: %w", err)
+	}
+	return n, nil
+}

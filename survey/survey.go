@@ -1,0 +1,354 @@
+// Package survey serves the survey page that invitation links open: it
+// shows the questions for a token, records the answer on POST (never on
+// GET: mail scanners follow links), and handles one-click unsubscribe.
+package survey
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/otklik/otklik/store"
+)
+
+//go:embed templates/*.html
+var defaultPages embed.FS
+
+// Categories are the feedback categories a customer can pick, with their
+// labels on the page.
+var Categories = []struct{ Key, Label string }{
+	{"service", "Обслуживание"},
+	{"assortment", "Ассортимент"},
+	{"prices", "Цены"},
+	{"comfort", "Комфорт в магазине"},
+	{"other", "Другое"},
+}
+
+const (
+	maxBody    = 16 << 10
+	maxComment = 2000 // runes
+)
+
+// Handler serves the survey site.
+type Handler struct {
+	db    *store.DB
+	pages *template.Template
+	zone  *time.Location
+	log   *slog.Logger
+	mux   *http.ServeMux
+	next  http.Handler // mux behind cross-origin protection
+}
+
+// New returns the survey site's handler. Page templates in dir override
+// the built-in ones file by file; dir "" uses the built-in set. zone is
+// used for stores without a time zone.
+func New(db *store.DB, dir string, zone *time.Location, log *slog.Logger) (*Handler, error) {
+	pages, err := LoadPages(dir)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{db: db, pages: pages, zone: zone, log: log.With("component", "survey"), mux: http.NewServeMux()}
+	h.mux.HandleFunc("GET /s/{token}", h.showSurvey)
+	h.mux.HandleFunc("POST /s/{token}", h.postSurvey)
+	h.mux.HandleFunc("GET /u/{token}", h.showUnsubscribe)
+	h.mux.HandleFunc("POST /u/{token}", h.postUnsubscribe)
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.message(w, http.StatusNotFound, "Страница не найдена", "Проверьте ссылку из письма.")
+	})
+	// Refuses form posts that a browser marks as cross-site (CSRF); a
+	// mailbox provider's one-click POST carries no such headers and passes.
+	h.next = http.NewCrossOriginProtection().Handler(h.mux)
+	return h, nil
+}
+
+// LoadPages parses the page templates, each file of dir replacing the
+// built-in file of the same name. Errors name the file and line.
+func LoadPages(dir string) (*template.Template, error) {
+	names, err := fs.Glob(defaultPages, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	root := template.New("pages")
+	for _, n := range names {
+		base := filepath.Base(n)
+		body, err := defaultPages.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		if dir != "" {
+			p := filepath.Join(dir, base)
+			b, err := os.ReadFile(p)
+			switch {
+			case err == nil:
+				body = b
+			case !errors.Is(err, fs.ErrNotExist):
+				return nil, fmt.Errorf("read page template %s: %w", p, err)
+			}
+		}
+		if _, err := root.New(base).Parse(string(body)); err != nil {
+			return nil, fmt.Errorf("page template: %w", err)
+		}
+	}
+	return root, nil
+}
+
+// ServeHTTP serves the site with security headers, a body limit and
+// cross-origin protection for forms.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cache-Control", "no-store")
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	h.next.ServeHTTP(w, r)
+}
+
+type choice struct {
+	Score   int
+	Label   string
+	Checked bool
+}
+
+type category struct {
+	Key, Label string
+	Checked    bool
+}
+
+type surveyPage struct {
+	Title, StoreName, PurchaseDate, Action, Error, Comment string
+	Ratings, NPS                                           []choice
+	Good, Bad                                              []category
+}
+
+var ratingLabels = []string{"очень плохо", "плохо", "нормально", "хорошо", "отлично"}
+
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (store.Survey, bool) {
+	token := r.PathValue("token")
+	s, err := h.db.SurveyByToken(r.Context(), token)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.message(w, http.StatusNotFound, "Ссылка недействительна", "Эта ссылка устарела или набрана с ошибкой. Спасибо, что хотели ответить!")
+		return s, false
+	case err != nil:
+		h.log.Error("look up survey", "err", err)
+		h.message(w, http.StatusServiceUnavailable, "Сервис временно недоступен", "Пожалуйста, попробуйте ещё раз через несколько минут.")
+		return s, false
+	case s.Answered:
+		h.message(w, http.StatusOK, "Спасибо, вы уже ответили", "Ваш ответ уже получен. Спасибо, что помогаете нам стать лучше!")
+		return s, false
+	case s.Status != store.InvSent && s.Status != store.InvUnknown:
+		h.message(w, http.StatusNotFound, "Ссылка недействительна", "Эта ссылка устарела или набрана с ошибкой. Спасибо, что хотели ответить!")
+		return s, false
+	}
+	return s, true
+}
+
+func (h *Handler) page(s store.Survey, r *http.Request) surveyPage {
+	loc := h.zone
+	if s.TimeZone != "" {
+		if l, err := time.LoadLocation(s.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	name := s.StoreName
+	if name == "" {
+		name = s.StoreCode
+	}
+	return surveyPage{
+		Title:        "Оцените покупку",
+		StoreName:    name,
+		PurchaseDate: s.PurchasedAt.In(loc).Format("02.01.2006"),
+		Action:       "/s/" + r.PathValue("token"),
+	}
+}
+
+func (p *surveyPage) fill(rating, nps int, good, bad map[string]bool) {
+	for i, l := range ratingLabels {
+		p.Ratings = append(p.Ratings, choice{Score: i + 1, Label: l, Checked: rating == i+1})
+	}
+	for i := 0; i <= 10; i++ {
+		p.NPS = append(p.NPS, choice{Score: i, Checked: nps == i})
+	}
+	for _, c := range Categories {
+		p.Good = append(p.Good, category{c.Key, c.Label, good[c.Key]})
+		p.Bad = append(p.Bad, category{c.Key, c.Label, bad[c.Key]})
+	}
+}
+
+// showSurvey shows the form; a rating from the email link is preselected
+// but not recorded.
+func (h *Handler) showSurvey(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	rating, _ := strconv.Atoi(r.URL.Query().Get("r"))
+	p := h.page(s, r)
+	p.fill(rating, -1, nil, nil)
+	h.render(w, http.StatusOK, "survey.html", p)
+}
+
+func (h *Handler) postSurvey(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.lookup(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		h.message(w, http.StatusBadRequest, "Не удалось прочитать ответ", "Пожалуйста, вернитесь назад и отправьте анкету ещё раз.")
+		return
+	}
+	resp, good, bad, problem := parseAnswer(r)
+	if problem != "" {
+		p := h.page(s, r)
+		nps := -1
+		if resp.NPS != nil {
+			nps = *resp.NPS
+		}
+		p.fill(resp.Rating, nps, good, bad)
+		p.Error, p.Comment = problem, resp.Comment
+		h.render(w, http.StatusUnprocessableEntity, "survey.html", p)
+		return
+	}
+	_, err := h.db.AddResponse(r.Context(), r.PathValue("token"), resp)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		h.message(w, http.StatusOK, "Спасибо, вы уже ответили", "Ваш ответ уже получен. Спасибо, что помогаете нам стать лучше!")
+		return
+	case errors.Is(err, store.ErrNotFound):
+		h.message(w, http.StatusNotFound, "Ссылка недействительна", "Эта ссылка устарела или набрана с ошибкой.")
+		return
+	case err != nil:
+		h.log.Error("save response", "invitation", s.InvitationID, "err", err)
+		h.message(w, http.StatusServiceUnavailable, "Не удалось сохранить ответ", "Пожалуйста, попробуйте отправить анкету ещё раз через несколько минут.")
+		return
+	}
+	h.log.Info("response saved", "invitation", s.InvitationID, "rating", resp.Rating)
+	h.message(w, http.StatusOK, "Спасибо за ответ!", "Ваше мнение поможет нам стать лучше.")
+}
+
+// parseAnswer reads and checks the form; problem is a sentence for the
+// customer if something must be fixed.
+func parseAnswer(r *http.Request) (resp store.Response, good, bad map[string]bool, problem string) {
+	good, bad = map[string]bool{}, map[string]bool{}
+	resp.Comment = strings.TrimSpace(strings.ToValidUTF8(r.PostFormValue("comment"), ""))
+	if utf8.RuneCountInString(resp.Comment) > maxComment {
+		resp.Comment = string([]rune(resp.Comment)[:maxComment])
+	}
+	if v := r.PostFormValue("nps"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err == nil && n >= 0 && n <= 10 {
+			resp.NPS = &n
+		}
+	}
+	known := map[string]bool{}
+	for _, c := range Categories {
+		known[c.Key] = true
+	}
+	for _, k := range r.PostForm["good"] {
+		if known[k] && !good[k] {
+			good[k] = true
+			resp.Feedback = append(resp.Feedback, store.Feedback{Category: k, Tone: "positive"})
+		}
+	}
+	for _, k := range r.PostForm["bad"] {
+		if known[k] && !bad[k] {
+			bad[k] = true
+			resp.Feedback = append(resp.Feedback, store.Feedback{Category: k, Tone: "negative"})
+		}
+	}
+	rating, err := strconv.Atoi(r.PostFormValue("rating"))
+	if err != nil || rating < 1 || rating > 5 {
+		return resp, good, bad, "Пожалуйста, выберите оценку от 1 до 5."
+	}
+	resp.Rating = rating
+	return resp, good, bad, ""
+}
+
+func (h *Handler) showUnsubscribe(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.db.SurveyByToken(r.Context(), r.PathValue("token")); err != nil {
+		h.message(w, http.StatusNotFound, "Ссылка недействительна", "Эта ссылка устарела или набрана с ошибкой.")
+		return
+	}
+	h.render(w, http.StatusOK, "unsubscribe.html", map[string]string{
+		"Title": "Отписаться от опросов", "Action": "/u/" + r.PathValue("token"),
+	})
+}
+
+// postUnsubscribe serves both the confirm button and RFC 8058 one-click
+// POSTs from mailbox providers (no cookies, no form token: the URL token
+// alone authorizes). It is idempotent.
+func (h *Handler) postUnsubscribe(w http.ResponseWriter, r *http.Request) {
+	err := h.db.UnsubscribeToken(r.Context(), r.PathValue("token"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.message(w, http.StatusNotFound, "Ссылка недействительна", "Эта ссылка устарела или набрана с ошибкой.")
+	case err != nil:
+		h.log.Error("unsubscribe", "err", err)
+		h.message(w, http.StatusServiceUnavailable, "Не удалось отписаться", "Пожалуйста, попробуйте ещё раз через несколько минут.")
+	default:
+		h.log.Info("unsubscribed")
+		h.message(w, http.StatusOK, "Вы отписались", "Мы больше не будем присылать вам опросы.")
+	}
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.db.Ping(ctx); err != nil {
+		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+func (h *Handler) message(w http.ResponseWriter, status int, title, text string) {
+	h.render(w, status, "message.html", map[string]string{"Title": title, "Text": text})
+}
+
+// render executes a page into a buffer first, so a template error never
+// sends half a page.
+func (h *Handler) render(w http.ResponseWriter, status int, name string, data any) {
+	var b bytes.Buffer
+	if err := h.pages.ExecuteTemplate(&b, name, data); err != nil {
+		h.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "Сервис временно недоступен", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b.Bytes())
+}
+
+// Preview renders the survey form with sample data, for `otklik preview`.
+func Preview(dir string) ([]byte, error) {
+	pages, err := LoadPages(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := surveyPage{Title: "Оцените покупку", StoreName: "Хофф Екатеринбург", PurchaseDate: "22.11.2026", Action: "/s/SAMPLEtoken"}
+	p.fill(5, -1, nil, nil)
+	var b bytes.Buffer
+	if err := pages.ExecuteTemplate(&b, "survey.html", p); err != nil {
+		return nil, fmt.Errorf("page template: %w", err)
+	}
+	return b.Bytes(), nil
+}
