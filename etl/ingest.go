@@ -378,9 +378,10 @@ func (in *Ingester) zones(ctx context.Context) (func(string) *time.Location, err
 	}, nil
 }
 
-// IngestFiles loads the given local files, each by the feed its name
-// matches under the default patterns, as source "files".
-func (in *Ingester) IngestFiles(ctx context.Context, paths []string) (Result, error) {
+// IngestFiles loads the given local files as source "files": each as the
+// given feed, or with feed "" by the feed its name matches under the
+// default patterns.
+func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string) (Result, error) {
 	var res Result
 	byDir := map[string][]Entry{}
 	var dirs []string
@@ -393,8 +394,8 @@ func (in *Ingester) IngestFiles(ctx context.Context, paths []string) (Result, er
 			return res, fmt.Errorf("ingest %s: not a regular file", p)
 		}
 		name := filepath.Base(p)
-		if FeedOf(name) == "" {
-			return res, fmt.Errorf("ingest %s: the name matches no feed (%s)", p, patternList())
+		if feed == "" && FeedOf(name) == "" {
+			return res, fmt.Errorf("ingest %s: the name matches no feed (%s); name the feed with --feed", p, patternList())
 		}
 		dir := filepath.Dir(p)
 		if _, ok := byDir[dir]; !ok {
@@ -404,6 +405,9 @@ func (in *Ingester) IngestFiles(ctx context.Context, paths []string) (Result, er
 	}
 	for _, dir := range dirs {
 		spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
+		if feed != "" {
+			spec.Patterns = map[string][]string{feed: {"*"}}
+		}
 		for _, w := range in.plan(spec, byDir[dir], in.log()) {
 			if err := in.take(ctx, spec, w.entry, w.feed, &res); err != nil {
 				return res, err

@@ -140,7 +140,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 
-	res, err := a.ingest(ctx, nil)
+	res, err := a.ingest(ctx, "", nil)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err := redeliver(filepath.Join(dir, "drop"), drop.Files); err != nil {
 		return err
 	}
-	if res, err = a.ingest(ctx, nil); err != nil {
+	if res, err = a.ingest(ctx, "", nil); err != nil {
 		return err
 	}
 	say("   re-delivered and overlapping exports: %s", ingestLine(res))

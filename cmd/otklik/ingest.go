@@ -9,27 +9,33 @@ import (
 )
 
 func cmdIngest(ctx context.Context, e *env, args []string) error {
-	fs, err := flags("ingest", args, func(*flag.FlagSet) {})
+	var feed string
+	fs, err := flags("ingest", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&feed, "feed", "", "with FILEs: load them as this feed (stores, customers, purchases) whatever their names")
+	})
 	if err != nil {
 		return err
+	}
+	if _, ok := etl.DefaultPatterns[feed]; feed != "" && !ok {
+		return &usageError{msg: fmt.Sprintf("--feed %q is not stores, customers or purchases", feed)}
 	}
 	a, err := openApp(ctx, e, true)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	res, err := a.ingest(ctx, fs.Args())
+	res, err := a.ingest(ctx, feed, fs.Args())
 	fmt.Fprintln(e.stdout, ingestLine(res))
 	return err
 }
 
 // ingest pulls every source, or loads the given local files.
-func (a *app) ingest(ctx context.Context, files []string) (etl.Result, error) {
+func (a *app) ingest(ctx context.Context, feed string, files []string) (etl.Result, error) {
 	var res etl.Result
 	err := a.job(ctx, "ingest", func(ctx context.Context) (string, error) {
 		var err error
 		if len(files) > 0 {
-			res, err = a.ingester().IngestFiles(ctx, files)
+			res, err = a.ingester().IngestFiles(ctx, feed, files)
 		} else {
 			specs, serr := a.specs()
 			if serr != nil {

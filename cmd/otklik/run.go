@@ -135,7 +135,7 @@ func (a *app) jobs(t *mailer.Templates) []*scheduled {
 	s := a.cfg.Schedule
 	return []*scheduled{
 		{name: "ingest", spec: s.Ingest, log: a.log, fn: func(ctx context.Context) error {
-			if _, err := a.ingest(ctx, nil); err != nil {
+			if _, err := a.ingest(ctx, "", nil); err != nil {
 				return err
 			}
 			_, err := a.plan(ctx)

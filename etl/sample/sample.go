@@ -25,9 +25,9 @@ type Options struct {
 	// Now is the moment of the drop: the last purchase day is the day
 	// before Now in each store's time zone.
 	Now       time.Time
-	Customers int   // 0 means 3000
-	Days      int   // days of purchases, 0 means 60
-	Receipts  int   // receipts a day across the chain, 0 means 120
+	Customers int    // 0 means 3000
+	Days      int    // days of purchases, 0 means 60
+	Receipts  int    // receipts a day across the chain, 0 means 120
 	Seed      uint64 // for the random choices; the same seed gives the same drop
 }
 

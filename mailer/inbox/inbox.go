@@ -6,6 +6,7 @@ package inbox
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -42,9 +44,24 @@ type Inbox struct {
 	Reject func(rcpt string) error
 }
 
+// Options configure an inbox beyond the defaults.
+type Options struct {
+	// Dir, if set, receives each message as NNNNN.eml.
+	Dir string
+	// TLS, if set, offers STARTTLS with this configuration.
+	TLS *tls.Config
+	// User and Password, if set, are required through AUTH PLAIN, which
+	// the server offers only over TLS.
+	User, Password string
+}
+
 // Start listens on 127.0.0.1 on a free port. With dir set, each message is
 // also written there as NNNNN.eml.
-func Start(dir string) (*Inbox, error) {
+func Start(dir string) (*Inbox, error) { return StartWith(Options{Dir: dir}) }
+
+// StartWith starts an inbox with options.
+func StartWith(o Options) (*Inbox, error) {
+	dir := o.Dir
 	if dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("inbox: %w", err)
@@ -56,8 +73,13 @@ func Start(dir string) (*Inbox, error) {
 	}
 	in := &Inbox{ln: ln, dir: dir, done: make(chan struct{})}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &session{in: in}, nil
+		sess := &session{in: in}
+		if o.User != "" {
+			return &authSession{session: sess, user: o.User, password: o.Password}, nil
+		}
+		return sess, nil
 	}))
+	s.TLSConfig = o.TLS
 	s.Domain = "inbox.localhost"
 	s.ReadTimeout = 30 * time.Second
 	s.WriteTimeout = 30 * time.Second
@@ -95,9 +117,35 @@ func (in *Inbox) Close() error {
 }
 
 type session struct {
-	in   *Inbox
-	from string
-	to   []string
+	in     *Inbox
+	from   string
+	to     []string
+	authOK bool
+}
+
+// authSession is a session that must authenticate before sending.
+type authSession struct {
+	*session
+	user, password string
+}
+
+func (s *authSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *authSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, password string) error {
+		if user != s.user || password != s.password {
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "authentication failed"}
+		}
+		s.authOK = true
+		return nil
+	}), nil
+}
+
+func (s *authSession) Mail(from string, opts *smtp.MailOptions) error {
+	if !s.authOK {
+		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+	}
+	return s.session.Mail(from, opts)
 }
 
 func (s *session) Reset()        { s.from, s.to = "", nil }

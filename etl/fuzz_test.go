@@ -1,0 +1,57 @@
+package etl
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// FuzzReadCSV feeds arbitrary bytes through decoding and every feed's
+// parser: nothing may panic, and every row is either parsed or rejected.
+func FuzzReadCSV(f *testing.F) {
+	paths, _ := filepath.Glob("../testdata/csv/*/*.csv")
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("Код;Наименование\r\n\"unterminated"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var u utf8Checker
+		u.Write(data)
+		for _, name := range Feeds {
+			r, err := decoder(bytes.NewReader(data), u.Encoding())
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := func(cr *csvRow) error {
+				switch name {
+				case FeedStores:
+					parseStore(cr)
+				case FeedCustomers:
+					parseCustomer(cr)
+				case FeedPurchases:
+					parsePurchase(cr, func(string) *time.Location { return time.UTC })
+				}
+				return nil
+			}
+			readCSV(r, feeds[name], row, func(*RowError) error { return nil })
+		}
+	})
+}
+
+// FuzzParseFixed checks the money parser never panics and round-trips
+// what it accepts.
+func FuzzParseFixed(f *testing.F) {
+	for _, s := range []string{"45\u00a0990,00", "-1,5", ",", "1e9", "999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		parseFixed(s, 2)
+		parseDateTime(s, time.UTC)
+		normalizePhone(s)
+		normalizeEmail(s)
+	})
+}

@@ -1,0 +1,173 @@
+package etl_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/otklik/otklik/etl"
+	"github.com/otklik/otklik/etl/sample"
+	"github.com/otklik/otklik/store"
+)
+
+func newIngester(tb testing.TB) (*etl.Ingester, *store.DB) {
+	tb.Helper()
+	dir := tb.TempDir()
+	db, err := store.Open(context.Background(), filepath.Join(dir, "otklik.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	msk, _ := time.LoadLocation("Europe/Moscow")
+	return &etl.Ingester{DB: db, Spool: filepath.Join(dir, "spool"), Zone: msk, BatchSize: 100}, db
+}
+
+func status(tb testing.TB, db *store.DB) store.Status {
+	tb.Helper()
+	s, err := db.Status(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+func TestIngester_SampleDropOnce(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	drop := t.TempDir()
+	sum, err := sample.Write(drop, sample.Options{Now: time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC), Customers: 200, Days: 5, Receipts: 20, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}}
+	res, err := in.Run(ctx, []etl.SourceSpec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Ingested, len(sum.Files); got != want {
+		t.Fatalf("ingested %d files, want %d", got, want)
+	}
+	if got, want := res.Rejected, int64(sum.BadRows); got != want {
+		t.Fatalf("rejected %d rows, want %d", got, want)
+	}
+	s := status(t, db)
+	if got, want := s.PurchaseLines, int64(sum.Lines); got != want {
+		t.Fatalf("purchase lines = %d, want %d", got, want)
+	}
+	if got, want := s.Purchases, int64(sum.Receipts); got != want {
+		t.Fatalf("purchases = %d, want %d", got, want)
+	}
+	if got, want := s.Customers, int64(sum.Customers); got != want {
+		t.Fatalf("customers = %d, want %d", got, want)
+	}
+	if s.Stores != int64(len(sample.Stores)) {
+		t.Fatalf("stores = %d", s.Stores)
+	}
+
+	// A second run over the same folder takes nothing.
+	res, err = in.Run(ctx, []etl.SourceSpec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != (etl.Result{}) {
+		t.Fatalf("second run did something: %+v", res)
+	}
+
+	// The same bytes under another name are skipped as a whole.
+	last := filepath.Join(drop, sum.Files[len(sum.Files)-1])
+	body, _ := os.ReadFile(last)
+	os.WriteFile(filepath.Join(drop, "sales_copy.csv"), body, 0o644)
+	// An export overlapping a loaded one adds only duplicates.
+	os.WriteFile(filepath.Join(drop, "purchases_again.csv"), append(body, "\r\n"...), 0o644)
+	res, err = in.Run(ctx, []etl.SourceSpec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SkippedDuplicate != 1 || res.Ingested != 1 || res.Loaded != 0 || res.Duplicate == 0 {
+		t.Fatalf("re-delivery: %+v, want 1 skipped file and 1 file of duplicates", res)
+	}
+	if after := status(t, db); after.PurchaseLines != s.PurchaseLines {
+		t.Fatalf("purchase lines changed from %d to %d", s.PurchaseLines, after.PurchaseLines)
+	}
+}
+
+func TestIngester_NotReadyAndUnsafe(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	now := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	in.Now = func() time.Time { return now }
+	drop := t.TempDir()
+	path := filepath.Join(drop, "stores.csv")
+	os.WriteFile(path, []byte("Код;Наименование\r\n1;Один\r\n"), 0o644)
+	os.Chtimes(path, now.Add(-10*time.Second), now.Add(-10*time.Second))
+	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}, MinAge: time.Minute}
+	res, err := in.Run(ctx, []etl.SourceSpec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ingested != 0 {
+		t.Fatalf("took a file 10s old with min_age 1m")
+	}
+	now = now.Add(time.Minute)
+	if res, err = in.Run(ctx, []etl.SourceSpec{spec}); err != nil || res.Ingested != 1 {
+		t.Fatalf("after a minute: %+v %v", res, err)
+	}
+	if got := status(t, db).Stores; got != 1 {
+		t.Fatalf("stores = %d", got)
+	}
+	if _, err := (&etl.Local{Dir: drop}).Open(ctx, "../etc/passwd"); err == nil {
+		t.Fatal("opened a name with a path")
+	}
+}
+
+func TestIngester_BadFileFailsOnce(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	drop := t.TempDir()
+	os.WriteFile(filepath.Join(drop, "customers.csv"), []byte("ФИО;Email\r\nИванов;i@mail.ru\r\n"), 0o644)
+	os.WriteFile(filepath.Join(drop, "stores.csv"), []byte("Код\r\n1\r\n"), 0o644)
+	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}}
+	for range 2 {
+		if _, err := in.Run(ctx, []etl.SourceSpec{spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := status(t, db)
+	if s.Files.Failed != 1 || s.Files.Ingested != 1 {
+		t.Fatalf("files = %+v, want 1 failed (once) and 1 ingested", s.Files)
+	}
+}
+
+func TestIngester_MissingSourceDoesNotStopOthers(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	drop := t.TempDir()
+	os.WriteFile(filepath.Join(drop, "stores.csv"), []byte("Код\r\n1\r\n"), 0o644)
+	res, err := in.Run(ctx, []etl.SourceSpec{
+		{Name: "gone", Source: &etl.Local{Dir: filepath.Join(drop, "missing")}},
+		{Name: "office", Source: &etl.Local{Dir: drop}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SourceErrors != 1 || res.Ingested != 1 || status(t, db).Stores != 1 {
+		t.Fatalf("res = %+v", res)
+	}
+}
+
+func TestIngestFiles(t *testing.T) {
+	ctx := context.Background()
+	in, _ := newIngester(t)
+	res, err := in.IngestFiles(ctx, etl.FeedStores, []string{"../testdata/csv/stores/cp1251_crlf.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ingested != 1 || res.Loaded != 2 || res.Rejected != 3 {
+		t.Fatalf("res = %+v", res)
+	}
+	if _, err := in.IngestFiles(ctx, "", []string{"../testdata/csv/purchases/empty.csv"}); err == nil {
+		t.Fatal("a file matching no feed was accepted")
+	}
+}

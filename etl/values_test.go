@@ -1,0 +1,114 @@
+package etl
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseFixed(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		scale   int
+		want    int64
+		wantErr bool
+	}{
+		{"45\u00a0990,00", 2, 4599000, false},
+		{"1 299,5", 2, 129950, false},
+		{"2248.50", 2, 224850, false},
+		{"-1 499,00", 2, -149900, false},
+		{"+7", 2, 700, false},
+		{",5", 2, 50, false},
+		{"12\u202f345", 2, 1234500, false},
+		{"899,001", 2, 0, true},
+		{"899,000", 2, 89900, false},
+		{"1,5", 3, 1500, false},
+		{"много", 2, 0, true},
+		{"1,2,3", 2, 0, true},
+		{"", 2, 0, true},
+		{"-", 2, 0, true},
+		{"99999999999999999999", 2, 0, true},
+	} {
+		got, err := parseFixed(tc.in, tc.scale)
+		if (err != nil) != tc.wantErr || got != tc.want {
+			t.Errorf("parseFixed(%q, %d) = %d, %v; want %d, err=%v", tc.in, tc.scale, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseDateTime(t *testing.T) {
+	msk, _ := time.LoadLocation("Europe/Moscow")
+	for _, tc := range []struct {
+		in   string
+		want string // UTC RFC 3339, or "" for an error
+	}{
+		{"01.11.2026 9:05:00", "2026-11-01T06:05:00Z"},
+		{"01.11.2026 09:05:00", "2026-11-01T06:05:00Z"},
+		{"01.11.2026", "2026-10-31T21:00:00Z"},
+		{"2026-11-01T18:30:00", "2026-11-01T15:30:00Z"},
+		{"2026-11-01", "2026-10-31T21:00:00Z"},
+		{"01.01.0001 0:00:00", ""},
+		{"31.02.2026", ""},
+		{"вчера", ""},
+		{"", ""},
+	} {
+		got, err := parseDateTime(tc.in, msk)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("parseDateTime(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got.UTC().Format(time.RFC3339) != tc.want {
+			t.Errorf("parseDateTime(%q) = %v, %v; want %s", tc.in, got.UTC(), err, tc.want)
+		}
+	}
+}
+
+func TestParseBool(t *testing.T) {
+	for in, want := range map[string]bool{"Да": true, "да": true, "Истина": true, "1": true, "true": true, "TRUE": true,
+		"Нет": false, "Ложь": false, "0": false, "false": false, "": false} {
+		got, err := parseBool(in)
+		if err != nil || got != want {
+			t.Errorf("parseBool(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseBool("Может быть"); err == nil {
+		t.Error("parseBool(Может быть) gave no error")
+	}
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{" Anna.Iva@Mail.RU ", "anna.iva@mail.ru"},
+		{"a+b@example.ru", "a+b@example.ru"},
+		{"нет", ""},
+		{"a@b", ""},
+		{"Иван <ivan@mail.ru>", ""},
+		{"иван@mail.ru", ""},
+		{"a@@mail.ru", ""},
+		{"a@mail.ru\r\nBcc: x@y.ru", ""},
+	} {
+		got, err := normalizeEmail(tc.in)
+		if tc.want == "" && err == nil || tc.want != "" && got != tc.want {
+			t.Errorf("normalizeEmail(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestNormalizePhone(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"8 (912) 345-67-89", "+79123456789"},
+		{"+7 912 3456789", "+79123456789"},
+		{"79123456789", "+79123456789"},
+		{"9123456789", "+79123456789"},
+		{"8-495-123-45-67", "+74951234567"},
+		{"12345", ""},
+		{"+1 212 555 0100", ""},
+		{"тел. 912", ""},
+	} {
+		got, err := normalizePhone(tc.in)
+		if tc.want == "" && err == nil || tc.want != "" && got != tc.want {
+			t.Errorf("normalizePhone(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}

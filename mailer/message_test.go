@@ -1,0 +1,159 @@
+package mailer_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/otklik/otklik/mailer"
+)
+
+func TestCompose_HeadersRoundTrip(t *testing.T) {
+	subject := "Хофф Екатеринбург: как прошла ваша покупка 22.11.2026? Оцените обслуживание, это займёт минуту"
+	msg, id, err := mailer.Compose(mailer.Message{
+		From:        &mail.Address{Name: "Магазин", Address: "noreply@example.ru"},
+		To:          []*mail.Address{{Name: "Иванова\r\nBcc: victim@example.ru", Address: "anna@example.ru"}},
+		Subject:     subject + "\r\nBcc: victim@example.ru",
+		Text:        "Текст",
+		HTML:        "<p>Текст</p>",
+		Unsubscribe: "https://otklik.example.ru/u/tok",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(id, "@example.ru") {
+		t.Errorf("Message-ID %q is not on the sender's domain", id)
+	}
+	r, err := mail.CreateReader(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Header.Get("Bcc"); got != "" {
+		t.Fatalf("a Bcc header was injected: %q", got)
+	}
+	got, err := r.Header.Subject()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := subject + " Bcc: victim@example.ru"; got != want {
+		t.Errorf("subject = %q, want %q", got, want)
+	}
+	for _, line := range strings.Split(string(msg), "\r\n") {
+		if len(line) > 998 {
+			t.Fatalf("a line of %d bytes", len(line))
+		}
+	}
+	if got := r.Header.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
+		t.Errorf("List-Unsubscribe-Post = %q", got)
+	}
+	if got := r.Header.Get("List-Unsubscribe"); got != "<https://otklik.example.ru/u/tok>" {
+		t.Errorf("List-Unsubscribe = %q", got)
+	}
+	if r.Header.Get("Date") == "" {
+		t.Error("no Date")
+	}
+	var types []string
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _, _ := p.Header.(*mail.InlineHeader).ContentType()
+		types = append(types, ct)
+		body, _ := io.ReadAll(p.Body)
+		if !strings.Contains(string(body), "Текст") {
+			t.Errorf("%s part lost its text: %q", ct, body)
+		}
+	}
+	if strings.Join(types, ",") != "text/plain,text/html" {
+		t.Errorf("parts = %v", types)
+	}
+}
+
+func TestCompose_Attachment(t *testing.T) {
+	msg, _, err := mailer.Compose(mailer.Message{
+		From: &mail.Address{Address: "noreply@example.ru"}, To: []*mail.Address{{Address: "m@example.ru"}},
+		Subject: "Отчёт", Text: "t", HTML: "<p>h</p>",
+		Attachments: []mailer.Attachment{{Name: "otklik-2026-10.xlsx", ContentType: "application/octet-stream", Data: []byte("PK\x03\x04data")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mail.CreateReader(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := p.Header.(*mail.AttachmentHeader); ok {
+			name, _ := h.Filename()
+			body, _ := io.ReadAll(p.Body)
+			if name != "otklik-2026-10.xlsx" || string(body) != "PK\x03\x04data" {
+				t.Fatalf("attachment %q = %q", name, body)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no attachment")
+	}
+}
+
+func TestLoadTemplates_BrokenNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "invitation.html"), []byte("<p>\n{{.Name}\n</p>\n"), 0o644)
+	_, err := mailer.LoadTemplates(dir)
+	if err == nil {
+		t.Fatal("a broken template was accepted")
+	}
+	if want := filepath.Join(dir, "invitation.html") + ":2"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %s", err, want)
+	}
+	os.WriteFile(filepath.Join(dir, "invitation.html"), []byte("<p>{{.NoSuchField}}</p>"), 0o644)
+	if _, err := mailer.LoadTemplates(dir); err == nil || !strings.Contains(err.Error(), "NoSuchField") {
+		t.Fatalf("a template using an unknown field was accepted: %v", err)
+	}
+}
+
+func TestTemplates_EscapeHTML(t *testing.T) {
+	tm, err := mailer.LoadTemplates("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mailer.SampleData(mailer.KindInvitation).(mailer.InvitationData)
+	data.Name = `<script>alert(1)</script>`
+	r, err := tm.Render(mailer.KindInvitation, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.HTML, "<script>") {
+		t.Fatal("customer name not escaped in HTML")
+	}
+}
+
+func TestSalutation(t *testing.T) {
+	for in, want := range map[string]string{
+		"Иванова Анна Сергеевна": "Анна Сергеевна",
+		"Петров":                 "Петров",
+		"":                       "",
+		"  Ли   Вэй ":            "Ли Вэй",
+	} {
+		if got := mailer.Salutation(in); got != want {
+			t.Errorf("Salutation(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/otklik/otklik/store"
+)
+
+func open(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "otklik.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpen_MigratesOnce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "otklik.db")
+	for range 2 {
+		db, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+}
+
+func TestBeginFile_DuplicateContent(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	v := store.FileVersion{Source: "office", Name: "a.csv", Size: 10, MTime: 1}
+	id, dup, err := db.BeginFile(ctx, v, "abc", "stores", "utf-8")
+	if err != nil || dup {
+		t.Fatalf("first: dup=%v err=%v", dup, err)
+	}
+	if err := db.FinishFile(ctx, id, store.FileCounts{Loaded: 3}, ""); err != nil {
+		t.Fatal(err)
+	}
+	renamed := store.FileVersion{Source: "office", Name: "b.csv", Size: 10, MTime: 2}
+	if _, dup, err = db.BeginFile(ctx, renamed, "abc", "stores", "utf-8"); err != nil || !dup {
+		t.Fatalf("renamed copy: dup=%v err=%v, want a duplicate", dup, err)
+	}
+	st, err := db.FileStatus(ctx, renamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := st, store.FileSkippedDuplicate; got != want {
+		t.Fatalf("status = %q, want %q", got, want)
+	}
+	s, err := db.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Files.Ingested != 1 || s.Files.SkippedDuplicate != 1 || s.Rows.Loaded != 3 {
+		t.Fatalf("status = %+v", s.Files)
+	}
+}
+
+func TestAddResponse_Once(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	inv := store.NewInvitation{
+		Candidate: store.Candidate{StoreCode: "0001", Receipt: "R1", At: now.Add(-24 * time.Hour), CustomerCode: "C1", Email: "a@example.ru"},
+		Token:     "tok", DueAt: now, Expires: now.Add(time.Hour),
+	}
+	if n, err := db.AddInvitations(ctx, []store.NewInvitation{inv}, now.Add(-30*24*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("add invitation: n=%d err=%v", n, err)
+	}
+	if _, err := db.AddResponse(ctx, "tok", store.Response{Rating: 5}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("answer before sending: err = %v, want ErrConflict", err)
+	}
+	out, err := db.ClaimDue(ctx, 10)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("claim: %v %v", out, err)
+	}
+	if err := db.MarkSent(ctx, out[0].ID, "<id@x>"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddResponse(ctx, "tok", store.Response{Rating: 4, Feedback: []store.Feedback{{Category: "service", Tone: "positive"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddResponse(ctx, "tok", store.Response{Rating: 1}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second answer: err = %v, want ErrConflict", err)
+	}
+	if _, err := db.AddResponse(ctx, "nope", store.Response{Rating: 1}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown token: err = %v, want ErrNotFound", err)
+	}
+	counts, err := db.FeedbackCounts(ctx, store.Period{From: now.Add(-time.Hour), To: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts[store.Feedback{Category: "service", Tone: "positive"}]; got != 1 {
+		t.Fatalf("service/positive = %d, want 1", got)
+	}
+}
+
+func TestForget(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	b, err := db.BeginBatch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []store.Customer{
+		{Code: "1", Name: "Иванов Иван", Email: "ivan@example.ru", Phone: "+79120000000", Consent: true},
+		{Code: "2", Name: "Иванов И.", Email: "ivan@example.ru", Consent: true},
+		{Code: "3", Name: "Петров", Email: "petr@example.ru", Consent: true},
+	} {
+		if _, err := b.AddCustomer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.Forget(ctx, "", "+79120000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("erased %d cards by phone, want 1", n)
+	}
+	if n, err = db.Forget(ctx, "ivan@example.ru", ""); err != nil || n != 1 {
+		t.Fatalf("erased %d cards by email (err %v), want 1 more", n, err)
+	}
+	// A later export brings the card back: it must stay erased.
+	b, _ = db.BeginBatch(ctx, 0)
+	if changed, err := b.AddCustomer(ctx, store.Customer{Code: "1", Name: "Иванов Иван", Email: "ivan@example.ru", Consent: true}); err != nil || changed {
+		t.Fatalf("re-export of a forgotten card changed it: %v %v", changed, err)
+	}
+	b.Commit()
+	s, _ := db.Status(ctx)
+	if s.Suppressed != 1 {
+		t.Fatalf("suppressed = %d, want 1 (the hashed address)", s.Suppressed)
+	}
+}
