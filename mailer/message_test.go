@@ -148,9 +148,9 @@ func TestTemplates_EscapeHTML(t *testing.T) {
 func TestSalutation(t *testing.T) {
 	for in, want := range map[string]string{
 		"Иванова Анна Сергеевна": "Анна Сергеевна",
-		"Петров":                 "Петров",
-		"":                       "",
-		"  Ли   Вэй ":            "Ли Вэй",
+		"Петров":      "Петров",
+		"":            "",
+		"  Ли   Вэй ": "Ли Вэй",
 	} {
 		if got := mailer.Salutation(in); got != want {
 			t.Errorf("Salutation(%q) = %q, want %q", in, got, want)
