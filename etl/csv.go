@@ -103,12 +103,6 @@ func (r *csvRow) get(key string) string {
 	return strings.TrimSpace(r.fields[i])
 }
 
-// has reports whether the file has the column.
-func (r *csvRow) has(key string) bool {
-	_, ok := r.index[key]
-	return ok
-}
-
 // FileError is a problem with a file as a whole: it is marked failed and
 // nothing of it is loaded.
 type FileError struct {

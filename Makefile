@@ -1,0 +1,61 @@
+# otklik: build, test, lint, demo, bench, install.
+# `make demo` and `make test` are the quick start; see README.md.
+
+GO       ?= go
+BIN      ?= bin/otklik
+PREFIX   ?= /usr/local
+CONFDIR  ?= /etc/otklik
+VERSION  := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+GOBIN    := $(shell $(GO) env GOPATH)/bin
+
+.PHONY: all build test test-deps lint demo bench install clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/otklik
+
+# The tests read workbooks with an independent reader (openpyxl, from
+# Debian's packages). As root it is installed here; otherwise those
+# checks are skipped outside CI.
+test-deps:
+	@if ! /usr/bin/python3 -c 'import openpyxl' 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing python3-openpyxl"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-openpyxl >/dev/null; \
+		else \
+			echo "python3-openpyxl is missing and we are not root: workbook checks will be skipped"; \
+		fi; \
+	fi
+
+test: test-deps
+	$(GO) test -count=1 -timeout 15m ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(GOBIN)/staticcheck ./...
+	@# modernc.org/sqlite must run with exactly the libc it was generated for.
+	@want=$$($(GO) mod graph | awk '$$1 ~ /^modernc.org\/sqlite@/ && $$2 ~ /^modernc.org\/libc@/ {sub(/.*@/, "", $$2); print $$2}'); \
+		have=$$($(GO) list -m -f '{{.Version}}' modernc.org/libc); \
+		if [ "$$want" != "$$have" ]; then echo "modernc.org/libc is $$have but modernc.org/sqlite wants $$want"; exit 1; fi
+
+demo: build
+	./$(BIN) demo --dir otklik-demo
+
+bench:
+	./bench/run.sh
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/otklik
+	@if [ ! -e $(DESTDIR)$(CONFDIR)/otklik.yaml ]; then \
+		install -D -m 0640 config.example.yaml $(DESTDIR)$(CONFDIR)/otklik.yaml; \
+		echo "edit $(DESTDIR)$(CONFDIR)/otklik.yaml, then: otklik --config $(CONFDIR)/otklik.yaml check"; \
+	fi
+
+clean:
+	rm -rf bin otklik-demo
