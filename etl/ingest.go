@@ -4,6 +4,7 @@
 package etl
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +22,35 @@ import (
 	"github.com/otklik/otklik/store"
 )
 
+// After says what happens to a file on the source once it is loaded.
+type After int
+
+// What to do with a loaded file. The default leaves it in place: 1C
+// accounts are often read-only, and the ledger alone prevents a second
+// load.
+const (
+	Keep After = iota
+	Move
+	Delete
+)
+
+// Readiness says when a listed file is complete enough to take. Every rule
+// that is set must hold. Files with temporary names (.part, .tmp, a
+// leading dot) are never taken.
+type Readiness struct {
+	// MinAge: the file's mtime is at least this old.
+	MinAge time.Duration
+	// StableFor: the file has shown the same size and mtime in listings
+	// for at least this long (the first listing only starts the clock).
+	StableFor time.Duration
+	// MarkerSuffixes: the file is taken only when NAME+suffix is listed
+	// too (".done", ".ok"), which 1C writes after the data.
+	MarkerSuffixes []string
+	// DropMarker: nothing is taken until a file of this name is listed,
+	// one marker for the whole drop.
+	DropMarker string
+}
+
 // SourceSpec is one configured source and how to read it.
 type SourceSpec struct {
 	Name   string
@@ -27,9 +58,10 @@ type SourceSpec struct {
 	// Patterns are the file name globs of each feed; nil means
 	// DefaultPatterns. Matching ignores case.
 	Patterns map[string][]string
-	// MinAge is how long a file must have been unchanged before it is
-	// taken, so that a file still being written is left for a later run.
-	MinAge time.Duration
+	Ready    Readiness
+	// After a file is loaded: Keep, Move into ProcessedDir, or Delete.
+	After        After
+	ProcessedDir string
 	// Encoding forces a CSV encoding; "" decides by the bytes.
 	Encoding string
 }
@@ -42,6 +74,13 @@ type Ingester struct {
 	Log       *slog.Logger
 	BatchSize int // rows per write transaction; 0 means 5000
 	Now       func() time.Time
+	// Retries is how many times a broken download is resumed; 0 means 3.
+	Retries int
+	// RetryWait is the first wait between attempts, doubled each time,
+	// with jitter; 0 means 2s.
+	RetryWait time.Duration
+	// KeepDays is how long spooled copies are kept; 0 keeps them.
+	KeepDays int
 }
 
 // Result counts what a run did.
@@ -49,6 +88,9 @@ type Result struct {
 	Ingested, Failed, SkippedDuplicate int
 	Loaded, Duplicate, Rejected        int64
 	SourceErrors                       int
+	// Sources holds each source's outcome: nil if it was listed and
+	// every file it offered was downloaded.
+	Sources map[string]error
 }
 
 func (r *Result) add(c store.FileCounts) {
@@ -57,28 +99,48 @@ func (r *Result) add(c store.FileCounts) {
 	r.Rejected += c.Rejected
 }
 
+// errChanged means a file changed while it was read: it is left for a
+// later run, which is not a failure of the source.
+var errChanged = errors.New("changed while read")
+
 // Run pulls and loads every new, complete file of every source. A source
-// that cannot be listed is logged and counted and the others go on; a
-// file that cannot be parsed is marked failed and the run goes on; a
-// store or spool failure stops the run with an error.
+// that cannot be listed or read is logged and counted and the others go
+// on; a file that cannot be parsed is marked failed and the run goes on;
+// a store or spool failure stops the run with an error.
 func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error) {
-	var res Result
+	res := Result{Sources: map[string]error{}}
+	if err := in.sweep(); err != nil {
+		in.log().Warn("sweep spool", "err", err)
+	}
 	for _, spec := range specs {
 		log := in.log().With("source", spec.Name)
 		entries, err := spec.Source.List(ctx)
 		if err != nil {
 			res.SourceErrors++
+			res.Sources[spec.Name] = err
 			log.Error("list source", "err", err)
 			continue
 		}
-		work := in.plan(spec, entries, log)
+		work, err := in.plan(ctx, spec, entries, log)
+		if err != nil {
+			return res, err
+		}
+		var srcErr error
 		for _, w := range work {
 			if err := ctx.Err(); err != nil {
 				return res, err
 			}
-			if err := in.take(ctx, spec, w.entry, w.feed, &res); err != nil {
+			ferr, err := in.take(ctx, spec, w.entry, w.feed, &res)
+			if err != nil {
 				return res, err
 			}
+			if ferr != nil {
+				srcErr = ferr
+			}
+		}
+		res.Sources[spec.Name] = srcErr
+		if srcErr != nil {
+			res.SourceErrors++
 		}
 	}
 	return res, nil
@@ -92,24 +154,55 @@ type work struct {
 
 // plan picks the files of a listing that belong to a feed and are ready,
 // in load order: by feed, then by name.
-func (in *Ingester) plan(spec SourceSpec, entries []Entry, log *slog.Logger) []work {
+func (in *Ingester) plan(ctx context.Context, spec SourceSpec, entries []Entry, log *slog.Logger) ([]work, error) {
 	patterns := spec.Patterns
 	if patterns == nil {
 		patterns = DefaultPatterns
 	}
+	r := spec.Ready
 	now := in.now()
+	listed := map[string]bool{}
+	for _, e := range entries {
+		listed[e.Name] = true
+	}
+	if r.DropMarker != "" && !listed[r.DropMarker] {
+		log.Debug("drop marker not there yet", "marker", r.DropMarker)
+		return nil, nil
+	}
+	var since map[string]time.Time
+	if r.StableFor > 0 {
+		files := make([]store.Listed, 0, len(entries))
+		for _, e := range entries {
+			files = append(files, store.Listed{Name: e.Name, Size: e.Size, MTime: e.ModTime.UnixNano()})
+		}
+		var err error
+		if since, err = in.DB.Stability(ctx, spec.Name, files); err != nil {
+			return nil, err
+		}
+	}
 	var out []work
 	for _, e := range entries {
 		if err := checkName(e.Name); err != nil {
 			log.Warn("refused file name", "name", fmt.Sprintf("%q", e.Name))
 			continue
 		}
+		if tempName(e.Name) {
+			continue
+		}
 		feed, order := matchFeed(e.Name, patterns)
 		if feed == "" {
 			continue
 		}
-		if age := now.Sub(e.ModTime); age < spec.MinAge {
-			log.Debug("file not ready", "file", e.Name, "age", age.Round(time.Second))
+		if age := now.Sub(e.ModTime); age < r.MinAge {
+			log.Debug("file not ready: too new", "file", e.Name, "age", age.Round(time.Second))
+			continue
+		}
+		if r.StableFor > 0 && now.Sub(since[e.Name]) < r.StableFor {
+			log.Debug("file not ready: not stable yet", "file", e.Name)
+			continue
+		}
+		if len(r.MarkerSuffixes) > 0 && !hasMarker(e.Name, r.MarkerSuffixes, listed) {
+			log.Debug("file not ready: no marker", "file", e.Name)
 			continue
 		}
 		out = append(out, work{entry: e, feed: feed, order: order})
@@ -120,7 +213,16 @@ func (in *Ingester) plan(spec SourceSpec, entries []Entry, log *slog.Logger) []w
 		}
 		return out[i].entry.Name < out[j].entry.Name
 	})
-	return out
+	return out, nil
+}
+
+func hasMarker(name string, suffixes []string, listed map[string]bool) bool {
+	for _, s := range suffixes {
+		if listed[name+s] {
+			return true
+		}
+	}
+	return false
 }
 
 // matchFeed returns the feed whose patterns match name, ignoring case.
@@ -147,75 +249,107 @@ func MatchFeed(name string, patterns map[string][]string) string {
 }
 
 // take downloads one file into the spool and loads it, unless the ledger
-// already holds this version.
-func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed string, res *Result) error {
+// already holds this version. srcErr is a failure of the source (the
+// download failed after its retries); err stops the run.
+func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed string, res *Result) (srcErr, err error) {
 	v := store.FileVersion{Source: spec.Name, Name: e.Name, Size: e.Size, MTime: e.ModTime.Unix()}
 	status, err := in.DB.FileStatus(ctx, v)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if status != "" && status != store.FileLoading {
-		return nil // seen before: loaded, failed or a duplicate
+		return nil, nil // seen before: loaded, failed or a duplicate
 	}
 	log := in.log().With("source", spec.Name, "file", e.Name, "feed", feed)
-	path, sum, enc, err := in.download(ctx, spec, e)
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) && strings.HasPrefix(pe.Path, in.Spool) {
-			return err // the spool itself is broken: stop
-		}
-		res.SourceErrors++
+	path, sum, enc, err := in.download(ctx, spec, e, log)
+	var spoolErr *spoolError
+	switch {
+	case errors.As(err, &spoolErr):
+		return nil, spoolErr // the spool itself is broken: stop
+	case errors.Is(err, errChanged):
+		log.Info("file changed while read; left for the next run", "err", err)
+		return nil, nil
+	case err != nil:
 		log.Error("download", "err", err)
-		return nil
+		return err, nil
 	}
 	if spec.Encoding != "" {
 		enc = spec.Encoding
 	}
 	id, dup, err := in.DB.BeginFile(ctx, v, sum, feed, enc)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if dup {
 		res.SkippedDuplicate++
 		log.Info("skipped: same content already ingested", "sha256", sum[:12])
-		return nil
+		in.archive(path, log)
+		in.after(ctx, spec, e, log)
+		return nil, nil
 	}
 	counts, err := in.load(ctx, id, feed, path, enc)
 	var fe *FileError
 	if errors.As(err, &fe) {
 		res.Failed++
 		log.Error("file failed", "reason", fe.Reason)
-		return in.DB.FinishFile(ctx, id, counts, fe.Reason)
+		in.archive(path, log)
+		return nil, in.DB.FinishFile(ctx, id, counts, fe.Reason)
 	}
 	if err != nil {
-		return fmt.Errorf("load %s/%s: %w", spec.Name, e.Name, err)
+		return nil, fmt.Errorf("load %s/%s: %w", spec.Name, e.Name, err)
 	}
 	if err := in.DB.FinishFile(ctx, id, counts, ""); err != nil {
-		return err
+		return nil, err
 	}
 	res.Ingested++
 	res.add(counts)
 	log.Info("file ingested", "encoding", enc, "loaded", counts.Loaded,
 		"duplicate", counts.Duplicate, "rejected", counts.Rejected)
-	return nil
+	in.archive(path, log)
+	in.after(ctx, spec, e, log)
+	return nil, nil
 }
+
+// after moves or deletes a loaded file on the source, as configured. A
+// failure is logged: the ledger already keeps the file from loading twice.
+func (in *Ingester) after(ctx context.Context, spec SourceSpec, e Entry, log *slog.Logger) {
+	if spec.After == Keep {
+		return
+	}
+	m, ok := spec.Source.(Mover)
+	if !ok {
+		log.Warn("source cannot move or delete files; left in place")
+		return
+	}
+	var err error
+	if spec.After == Move {
+		err = m.Move(ctx, e.ref(), spec.ProcessedDir)
+	} else {
+		err = m.Remove(ctx, e.ref())
+	}
+	if err != nil {
+		log.Warn("could not move or delete the loaded file; it stays and will not load again", "err", err)
+	}
+}
+
+// spoolError is a failure of the local spool, which stops the run.
+type spoolError struct{ err error }
+
+func (e *spoolError) Error() string { return "spool: " + e.err.Error() }
+func (e *spoolError) Unwrap() error { return e.err }
 
 // download copies a file into the spool through a temporary name, with
 // fsync and rename, computing its sha256 and finding its encoding on the
-// way, and checks the size against the listing.
-func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry) (path, sum, enc string, err error) {
+// way. A broken transfer is resumed where it stopped, up to Retries
+// times with a growing wait; the size is checked against the listing.
+func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log *slog.Logger) (path, sum, enc string, err error) {
 	tmpDir := filepath.Join(in.Spool, "tmp")
 	if err := os.MkdirAll(tmpDir, 0o750); err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
-	rc, err := spec.Source.Open(ctx, e.Name)
-	if err != nil {
-		return "", "", "", err
-	}
-	defer rc.Close()
 	tmp, err := os.CreateTemp(tmpDir, "download-*")
 	if err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
 	defer func() {
 		if err != nil {
@@ -225,216 +359,153 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry) (pat
 	}()
 	h := sha256.New()
 	var u utf8Checker
-	n, err := io.Copy(io.MultiWriter(tmp, h, &u), rc)
-	if err != nil {
-		return "", "", "", fmt.Errorf("download %q: %w", e.Name, err)
+	var n int64
+	retries, wait := in.Retries, in.RetryWait
+	if retries <= 0 {
+		retries = 3
+	}
+	if wait <= 0 {
+		wait = 2 * time.Second
+	}
+	for attempt := 0; ; attempt++ {
+		err = copyFrom(ctx, spec.Source, e, io.MultiWriter(tmp, h, &u), &n)
+		if err == nil {
+			break
+		}
+		var se *spoolError
+		if errors.As(err, &se) || errors.Is(err, errChanged) || errors.Is(err, ErrUnsafeName) ||
+			errors.Is(err, ErrHostKey) || attempt >= retries || ctx.Err() != nil {
+			return "", "", "", err
+		}
+		d := time.Duration(float64(wait<<attempt) * (0.75 + 0.5*rand.Float64()))
+		log.Warn("download interrupted; resuming", "at", n, "attempt", attempt+1, "wait", d.Round(time.Millisecond), "err", err)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return "", "", "", ctx.Err()
+		}
 	}
 	if n != e.Size {
-		return "", "", "", fmt.Errorf("download %q: got %d bytes, listing said %d (changed while read?)", e.Name, n, e.Size)
+		return "", "", "", fmt.Errorf("download %q: got %d bytes, listing said %d: %w", e.Name, n, e.Size, errChanged)
 	}
 	if err = tmp.Sync(); err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
 	if err = tmp.Close(); err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
 	sum = hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(in.Spool, "archive", spec.Name, in.now().UTC().Format("2006-01-02"))
 	if err = os.MkdirAll(dir, 0o750); err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
 	path = filepath.Join(dir, sum[:12]+"_"+e.Name)
 	if err = os.Rename(tmp.Name(), path); err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
 	if err = syncDir(dir); err != nil {
-		return "", "", "", err
+		return "", "", "", &spoolError{err}
 	}
 	return path, sum, u.Encoding(), nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// copyFrom copies a file into w from offset *n, adding what was written
+// to *n even when the copy breaks, so that a retry resumes there.
+func copyFrom(ctx context.Context, src Source, e Entry, w io.Writer, n *int64) error {
+	rc, err := src.Open(ctx, e.ref(), *n)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	cw := &countingWriter{w: w}
+	_, err = io.Copy(cw, rc)
+	*n += cw.n
+	if cerr := rc.Close(); err == nil {
+		err = cerr // an FTP transfer reports a broken end on close
+	}
+	if cw.werr != nil {
+		return &spoolError{cw.werr}
+	}
+	if err != nil {
+		return fmt.Errorf("download %q: %w", e.Name, err)
+	}
+	if *n > e.Size {
+		return fmt.Errorf("download %q: more than the %d bytes listed: %w", e.Name, e.Size, errChanged)
+	}
+	return nil
 }
 
-// load parses a spooled file and writes its rows in batches.
-func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc string) (store.FileCounts, error) {
-	var c store.FileCounts
-	f, err := os.Open(path)
+// countingWriter counts what reached w and keeps w's own error apart from
+// the reader's. It does not implement ReaderFrom, so io.Copy still uses
+// the source's WriterTo (pkg/sftp reads concurrently there).
+type countingWriter struct {
+	w    io.Writer
+	n    int64
+	werr error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
 	if err != nil {
-		return c, err
+		c.werr = err
 	}
-	defer f.Close()
-	r, err := decoder(f, enc)
+	return n, err
+}
+
+// archive compresses a spooled copy once it is loaded.
+func (in *Ingester) archive(path string, log *slog.Logger) {
+	if err := gzipFile(path); err != nil {
+		log.Warn("compress spooled copy", "err", err)
+	}
+}
+
+func gzipFile(path string) error {
+	src, err := os.Open(path)
 	if err != nil {
-		return c, &FileError{Reason: err.Error()}
-	}
-	zone, err := in.zones(ctx)
-	if err != nil {
-		return c, err
-	}
-	size := in.BatchSize
-	if size <= 0 {
-		size = 5000
-	}
-	batch, err := in.DB.BeginBatch(ctx, fileID)
-	if err != nil {
-		return c, err
-	}
-	defer func() { batch.Rollback() }()
-	pending := 0
-	flush := func() error {
-		pending++
-		if pending < size {
-			return nil
-		}
-		if err := batch.Commit(); err != nil {
-			return err
-		}
-		pending = 0
-		batch, err = in.DB.BeginBatch(ctx, fileID)
 		return err
 	}
-	reject := func(e *RowError) error {
-		c.Rejected++
-		if err := batch.AddReject(ctx, e.Line, e.Field, e.Reason); err != nil {
-			return err
+	defer src.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		zw := gzip.NewWriter(pw)
+		_, err := io.Copy(zw, src)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
 		}
-		return flush()
+		pw.CloseWithError(err)
+	}()
+	if err := writeAtomic(path+".gz", pr); err != nil {
+		pr.CloseWithError(err)
+		return err
 	}
-	added := func(ok bool, err error) error {
-		if err != nil {
-			return err
-		}
-		if ok {
-			c.Loaded++
-		} else {
-			c.Duplicate++
-		}
-		return flush()
-	}
-	var row func(*csvRow) error
-	switch feedName {
-	case FeedStores:
-		row = func(r *csvRow) error {
-			s, bad := parseStore(r)
-			if bad != nil {
-				return reject(bad)
-			}
-			return added(batch.AddStore(ctx, s))
-		}
-	case FeedCustomers:
-		row = func(r *csvRow) error {
-			cu, bad := parseCustomer(r)
-			if bad != nil {
-				return reject(bad)
-			}
-			return added(batch.AddCustomer(ctx, cu))
-		}
-	case FeedPurchases:
-		row = func(r *csvRow) error {
-			p, bad := parsePurchase(r, zone)
-			if bad != nil {
-				return reject(bad)
-			}
-			return added(batch.AddPurchaseLine(ctx, p))
-		}
-	default:
-		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
-	}
-	if err := readCSV(r, feeds[feedName], row, reject); err != nil {
-		return c, err
-	}
-	return c, batch.Commit()
+	return os.Remove(path)
 }
 
-// zones returns a lookup of each store's time zone, the default for a
-// store not yet known or without one.
-func (in *Ingester) zones(ctx context.Context) (func(string) *time.Location, error) {
-	names, err := in.DB.StoreTimeZones(ctx)
+// sweep removes spooled copies older than KeepDays.
+func (in *Ingester) sweep() error {
+	if in.KeepDays <= 0 {
+		return nil
+	}
+	cutoff := in.now().UTC().AddDate(0, 0, -in.KeepDays).Format("2006-01-02")
+	sources, err := os.ReadDir(filepath.Join(in.Spool, "archive"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	def := in.Zone
-	if def == nil {
-		def = time.UTC
-	}
-	locs := map[string]*time.Location{}
-	for code, name := range names {
-		if loc, err := time.LoadLocation(name); err == nil && name != "" {
-			locs[code] = loc
-		}
-	}
-	return func(code string) *time.Location {
-		if loc, ok := locs[code]; ok {
-			return loc
-		}
-		return def
-	}, nil
-}
-
-// IngestFiles loads the given local files as source "files": each as the
-// given feed, or with feed "" by the feed its name matches under the
-// default patterns.
-func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string) (Result, error) {
-	var res Result
-	byDir := map[string][]Entry{}
-	var dirs []string
-	for _, p := range paths {
-		fi, err := os.Stat(p)
+	for _, s := range sources {
+		days, err := os.ReadDir(filepath.Join(in.Spool, "archive", s.Name()))
 		if err != nil {
-			return res, fmt.Errorf("ingest %s: %w", p, err)
+			return err
 		}
-		if !fi.Mode().IsRegular() {
-			return res, fmt.Errorf("ingest %s: not a regular file", p)
-		}
-		name := filepath.Base(p)
-		if feed == "" && FeedOf(name) == "" {
-			return res, fmt.Errorf("ingest %s: the name matches no feed (%s); name the feed with --feed", p, patternList())
-		}
-		dir := filepath.Dir(p)
-		if _, ok := byDir[dir]; !ok {
-			dirs = append(dirs, dir)
-		}
-		byDir[dir] = append(byDir[dir], Entry{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
-	}
-	for _, dir := range dirs {
-		spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
-		if feed != "" {
-			spec.Patterns = map[string][]string{feed: {"*"}}
-		}
-		for _, w := range in.plan(spec, byDir[dir], in.log()) {
-			if err := in.take(ctx, spec, w.entry, w.feed, &res); err != nil {
-				return res, err
+		for _, d := range days {
+			if d.IsDir() && d.Name() < cutoff {
+				if err := os.RemoveAll(filepath.Join(in.Spool, "archive", s.Name(), d.Name())); err != nil {
+					return err
+				}
 			}
 		}
 	}
-	return res, nil
-}
-
-func patternList() string {
-	var ps []string
-	for _, f := range Feeds {
-		ps = append(ps, DefaultPatterns[f]...)
-	}
-	return strings.Join(ps, ", ")
-}
-
-func (in *Ingester) log() *slog.Logger {
-	if in.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return in.Log.With("component", "etl")
-}
-
-func (in *Ingester) now() time.Time {
-	if in.Now != nil {
-		return in.Now()
-	}
-	return time.Now()
+	return nil
 }

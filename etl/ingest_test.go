@@ -71,7 +71,7 @@ func TestIngester_SampleDropOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (etl.Result{}) {
+	if res.Ingested+res.Failed+res.SkippedDuplicate+res.SourceErrors != 0 || res.Loaded+res.Duplicate+res.Rejected != 0 {
 		t.Fatalf("second run did something: %+v", res)
 	}
 
@@ -102,7 +102,7 @@ func TestIngester_NotReadyAndUnsafe(t *testing.T) {
 	path := filepath.Join(drop, "stores.csv")
 	os.WriteFile(path, []byte("Код;Наименование\r\n1;Один\r\n"), 0o644)
 	os.Chtimes(path, now.Add(-10*time.Second), now.Add(-10*time.Second))
-	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}, MinAge: time.Minute}
+	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}, Ready: etl.Readiness{MinAge: time.Minute}}
 	res, err := in.Run(ctx, []etl.SourceSpec{spec})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestIngester_NotReadyAndUnsafe(t *testing.T) {
 	if got := status(t, db).Stores; got != 1 {
 		t.Fatalf("stores = %d", got)
 	}
-	if _, err := (&etl.Local{Dir: drop}).Open(ctx, "../etc/passwd"); err == nil {
+	if _, err := (&etl.Local{Dir: drop}).Open(ctx, "../etc/passwd", 0); err == nil {
 		t.Fatal("opened a name with a path")
 	}
 }
@@ -169,5 +169,116 @@ func TestIngestFiles(t *testing.T) {
 	}
 	if _, err := in.IngestFiles(ctx, "", []string{"../testdata/csv/purchases/empty.csv"}); err == nil {
 		t.Fatal("a file matching no feed was accepted")
+	}
+}
+
+func TestIngester_Readiness(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	body := []byte("Код\r\n1\r\n")
+	for _, tc := range []struct {
+		name  string
+		ready etl.Readiness
+		files []string
+		steps []time.Duration // runs at these offsets; growing the file before the second
+		want  []int           // files ingested after each run
+	}{
+		{"marker", etl.Readiness{MarkerSuffixes: []string{".done", ".ok"}}, []string{"stores.csv"}, nil, nil},
+		{"drop marker", etl.Readiness{DropMarker: "READY"}, []string{"stores.csv"}, nil, nil},
+		{"temporary name", etl.Readiness{}, []string{"stores.csv.part", ".stores.csv"}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, _ := newIngester(t)
+			in.Now = func() time.Time { return now }
+			drop := t.TempDir()
+			for _, f := range tc.files {
+				writeAt(t, filepath.Join(drop, f), body, now.Add(-time.Hour))
+			}
+			spec := etl.SourceSpec{Name: "s", Source: &etl.Local{Dir: drop}, Ready: tc.ready}
+			res, err := in.Run(ctx, []etl.SourceSpec{spec})
+			if err != nil || res.Ingested != 0 {
+				t.Fatalf("without its marker: %+v %v", res, err)
+			}
+			switch tc.name {
+			case "marker":
+				os.WriteFile(filepath.Join(drop, "stores.csv.ok"), nil, 0o644)
+			case "drop marker":
+				os.WriteFile(filepath.Join(drop, "READY"), nil, 0o644)
+			default:
+				return
+			}
+			if res, err = in.Run(ctx, []etl.SourceSpec{spec}); err != nil || res.Ingested != 1 {
+				t.Fatalf("with the marker: %+v %v", res, err)
+			}
+		})
+	}
+	t.Run("growing file", func(t *testing.T) {
+		in, _ := newIngester(t)
+		clock := now
+		in.Now = func() time.Time { return clock }
+		in.DB.Now = in.Now
+		drop := t.TempDir()
+		path := filepath.Join(drop, "stores.csv")
+		writeAt(t, path, body, now.Add(-time.Hour))
+		spec := etl.SourceSpec{Name: "s", Source: &etl.Local{Dir: drop}, Ready: etl.Readiness{StableFor: time.Minute}}
+		run := func() int {
+			res, err := in.Run(ctx, []etl.SourceSpec{spec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Ingested
+		}
+		if run() != 0 {
+			t.Fatal("taken on the first listing")
+		}
+		clock = clock.Add(time.Minute)
+		writeAt(t, path, append(body, "2\r\n"...), clock.Add(-time.Second)) // still being written
+		if run() != 0 {
+			t.Fatal("taken while growing")
+		}
+		clock = clock.Add(30 * time.Second)
+		if run() != 0 {
+			t.Fatal("taken before a minute of stability")
+		}
+		clock = clock.Add(31 * time.Second)
+		if run() != 1 {
+			t.Fatal("not taken after a minute of stability")
+		}
+	})
+}
+
+func TestIngester_SpoolArchivedAndSwept(t *testing.T) {
+	ctx := context.Background()
+	in, _ := newIngester(t)
+	now := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	in.Now = func() time.Time { return now }
+	in.KeepDays = 7
+	drop := t.TempDir()
+	writeAt(t, filepath.Join(drop, "stores.csv"), []byte("Код\r\n1\r\n"), now.Add(-time.Hour))
+	if _, err := in.Run(ctx, []etl.SourceSpec{{Name: "s", Source: &etl.Local{Dir: drop}}}); err != nil {
+		t.Fatal(err)
+	}
+	gz, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "s", "2026-11-02", "*_stores.csv.gz"))
+	raw, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "s", "2026-11-02", "*_stores.csv"))
+	if len(gz) != 1 || len(raw) != 0 {
+		t.Fatalf("spool: gz %v raw %v", gz, raw)
+	}
+	now = now.AddDate(0, 0, 8)
+	if _, err := in.Run(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(in.Spool, "archive", "s", "2026-11-02")); !os.IsNotExist(err) {
+		t.Fatalf("old spool day kept: %v", err)
+	}
+}
+
+// writeAt writes a file with the given modification time.
+func writeAt(tb testing.TB, path string, data []byte, mtime time.Time) {
+	tb.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		tb.Fatal(err)
 	}
 }

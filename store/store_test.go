@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,54 @@ func TestForget(t *testing.T) {
 	s, _ := db.Status(ctx)
 	if s.Suppressed != 1 {
 		t.Fatalf("suppressed = %d, want 1 (the hashed address)", s.Suppressed)
+	}
+}
+
+func TestStability(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	now := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	seen, err := db.Stability(ctx, "s", []store.Listed{{Name: "a", Size: 1, MTime: 1}, {Name: "b", Size: 1, MTime: 1}})
+	if err != nil || !seen["a"].Equal(now) {
+		t.Fatalf("first listing: %v %v", seen, err)
+	}
+	later := now.Add(time.Minute)
+	db.Now = func() time.Time { return later }
+	seen, err = db.Stability(ctx, "s", []store.Listed{{Name: "a", Size: 1, MTime: 1}, {Name: "b", Size: 2, MTime: 2}})
+	if err != nil || !seen["a"].Equal(now) || !seen["b"].Equal(later) {
+		t.Fatalf("a unchanged since %v, b grew at %v: %v %v", now, later, seen, err)
+	}
+	if seen, _ = db.Stability(ctx, "s", nil); len(seen) != 0 {
+		t.Fatal(seen)
+	}
+	// Forgotten once gone: a file that comes back starts again.
+	seen, _ = db.Stability(ctx, "s", []store.Listed{{Name: "a", Size: 1, MTime: 1}})
+	if !seen["a"].Equal(later) {
+		t.Fatalf("a came back: %v", seen)
+	}
+}
+
+func TestSourceRun(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	down := errors.New("connection refused")
+	var got []string
+	for _, err := range []error{down, down, down, down, nil, nil, down} {
+		h, rerr := db.SourceRun(ctx, "ftp", err, 3)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		switch {
+		case h.Down:
+			got = append(got, "down")
+		case h.Recovered:
+			got = append(got, "up")
+		default:
+			got = append(got, "-")
+		}
+	}
+	if want := "- - down - up - -"; strings.Join(got, " ") != want {
+		t.Fatalf("events = %v, want %s", got, want)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,27 +102,82 @@ func newLogger(e *env, c LogConfig) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, opts))
 }
 
-// specs builds the sources of the configuration.
+// specs builds the sources of the configuration, reading their secrets.
 func (a *app) specs() ([]etl.SourceSpec, error) {
 	var out []etl.SourceSpec
-	for _, s := range a.cfg.Sources {
-		var src etl.Source
-		switch s.Type {
-		case "local":
-			src = &etl.Local{Dir: s.Dir}
-		default:
-			return nil, fmt.Errorf("source %s: type %q is not supported", s.Name, s.Type)
+	for i, s := range a.cfg.Sources {
+		src, err := a.source(i, s)
+		if err != nil {
+			return nil, err
 		}
+		after := map[string]etl.After{"keep": etl.Keep, "move": etl.Move, "delete": etl.Delete}[s.After]
 		out = append(out, etl.SourceSpec{
-			Name: s.Name, Source: src, Patterns: s.Patterns,
-			MinAge: time.Duration(s.MinAge), Encoding: s.Encoding,
+			Name: s.Name, Source: src, Patterns: s.Patterns, Encoding: s.Encoding,
+			After: after, ProcessedDir: s.ProcessedDir,
+			Ready: etl.Readiness{
+				MinAge: time.Duration(s.Ready.MinAge), StableFor: time.Duration(s.Ready.StableFor),
+				MarkerSuffixes: s.Ready.MarkerSuffixes, DropMarker: s.Ready.DropMarker,
+			},
 		})
 	}
 	return out, nil
 }
 
+func (a *app) source(i int, s SourceConfig) (etl.Source, error) {
+	key := fmt.Sprintf("sources[%d]", i)
+	cfgErr := func(err error) error {
+		return &ConfigError{File: a.cfg.path, Line: a.cfg.lines[key], Key: key, Msg: err.Error()}
+	}
+	password, err := secret(key+".password", s.PasswordEnv, s.PasswordFile)
+	if err != nil {
+		return nil, cfgErr(err)
+	}
+	switch s.Type {
+	case "local":
+		return &etl.Local{Dir: s.Dir}, nil
+	case "ftp", "ftps":
+		cfg := etl.FTPConfig{
+			Address: s.Address, User: s.User, Password: password, Dir: s.Dir,
+			DisableEPSV: s.DisableEPSV, DisableMLSD: s.DisableMLSD, NameEncoding: s.NameEncoding,
+			Timeout: time.Duration(s.Timeout),
+		}
+		if s.User == "anonymous" && password == "" {
+			cfg.Password = "otklik@"
+		}
+		if s.ServerTimezone != "" {
+			cfg.Location, _ = time.LoadLocation(s.ServerTimezone)
+		}
+		if s.Type == "ftps" {
+			cfg.TLS = map[string]string{"explicit": etl.FTPExplicit, "implicit": etl.FTPImplicit}[s.TLS]
+			cfg.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			if s.CAFile != "" {
+				pem, err := os.ReadFile(s.CAFile)
+				if err != nil {
+					return nil, cfgErr(fmt.Errorf("ca_file: %w", err))
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return nil, cfgErr(fmt.Errorf("ca_file %s holds no PEM certificate", s.CAFile))
+				}
+				cfg.TLSConfig.RootCAs = pool
+			}
+		}
+		return etl.NewFTP(cfg), nil
+	case "sftp":
+		pass, err := secret(key+".key_passphrase", s.KeyPassphraseEnv, "")
+		if err != nil {
+			return nil, cfgErr(err)
+		}
+		return etl.NewSFTP(etl.SFTPConfig{
+			Address: s.Address, User: s.User, Password: password, KeyFile: s.KeyFile, KeyPassphrase: pass,
+			KnownHosts: s.KnownHosts, Dir: s.Dir, Timeout: time.Duration(s.Timeout),
+		}), nil
+	}
+	return nil, cfgErr(fmt.Errorf("type %q is not supported", s.Type))
+}
+
 func (a *app) ingester() *etl.Ingester {
-	return &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now}
+	return &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now, KeepDays: a.cfg.SpoolKeepDays}
 }
 
 func (a *app) planner() *mailer.Planner {

@@ -50,6 +50,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 		}
 		for _, s := range specs {
 			entries, err := s.Source.List(ctx)
+			s.Source.Close()
 			if err != nil {
 				row("source "+s.Name, err, "")
 				continue

@@ -32,6 +32,9 @@ type Config struct {
 	Survey    SurveyConfig   `yaml:"survey"`
 	Schedule  ScheduleConfig `yaml:"schedule"`
 	Reports   ReportsConfig  `yaml:"reports"`
+	Admin     AdminConfig    `yaml:"admin"`
+	// SpoolKeepDays is how long downloaded copies are kept.
+	SpoolKeepDays int `yaml:"spool_keep_days"`
 
 	path  string         // the file it was read from
 	lines map[string]int // key path -> line, for error messages
@@ -45,19 +48,43 @@ type LogConfig struct {
 
 // SourceConfig is one place 1C drops files.
 type SourceConfig struct {
-	Name         string              `yaml:"name"`
-	Type         string              `yaml:"type"`
-	Dir          string              `yaml:"dir"`
-	Address      string              `yaml:"address"`
-	User         string              `yaml:"user"`
-	PasswordEnv  string              `yaml:"password_env"`
-	PasswordFile string              `yaml:"password_file"`
-	KeyFile      string              `yaml:"key_file"`
-	KnownHosts   string              `yaml:"known_hosts"`
-	CAFile       string              `yaml:"ca_file"`
-	Patterns     map[string][]string `yaml:"patterns"`
-	MinAge       Duration            `yaml:"min_age"`
-	Encoding     string              `yaml:"encoding"`
+	Name             string              `yaml:"name"`
+	Type             string              `yaml:"type"`
+	Dir              string              `yaml:"dir"`
+	Address          string              `yaml:"address"`
+	User             string              `yaml:"user"`
+	PasswordEnv      string              `yaml:"password_env"`
+	PasswordFile     string              `yaml:"password_file"`
+	KeyFile          string              `yaml:"key_file"`
+	KeyPassphraseEnv string              `yaml:"key_passphrase_env"`
+	KnownHosts       string              `yaml:"known_hosts"`
+	CAFile           string              `yaml:"ca_file"`
+	TLS              string              `yaml:"tls"`
+	DisableEPSV      bool                `yaml:"disable_epsv"`
+	DisableMLSD      bool                `yaml:"disable_mlsd"`
+	NameEncoding     string              `yaml:"name_encoding"`
+	ServerTimezone   string              `yaml:"server_timezone"`
+	Timeout          Duration            `yaml:"timeout"`
+	Patterns         map[string][]string `yaml:"patterns"`
+	Ready            ReadyConfig         `yaml:"ready"`
+	After            string              `yaml:"after"`
+	ProcessedDir     string              `yaml:"processed_dir"`
+	OutboundDir      string              `yaml:"outbound_dir"`
+	Encoding         string              `yaml:"encoding"`
+}
+
+// ReadyConfig says when a file on a source is complete.
+type ReadyConfig struct {
+	MinAge         Duration `yaml:"min_age"`
+	StableFor      Duration `yaml:"stable_for"`
+	MarkerSuffixes []string `yaml:"marker_suffixes"`
+	DropMarker     string   `yaml:"drop_marker"`
+}
+
+// AdminConfig says who hears about trouble.
+type AdminConfig struct {
+	Emails         []string `yaml:"emails"`
+	SourceFailures int      `yaml:"source_failures"`
 }
 
 // SMTPConfig is the mail server otklik sends through.
@@ -274,12 +301,28 @@ func (c *Config) defaults() {
 	if c.Survey.CooldownDays == 0 {
 		c.Survey.CooldownDays = 30
 	}
+	if c.SpoolKeepDays == 0 {
+		c.SpoolKeepDays = 30
+	}
+	if c.Admin.SourceFailures == 0 {
+		c.Admin.SourceFailures = 3
+	}
 	for i := range c.Sources {
-		def(&c.Sources[i].Type, "local")
+		s := &c.Sources[i]
+		def(&s.Type, "local")
+		def(&s.After, "keep")
+		def(&s.ProcessedDir, "processed")
+		def(&s.OutboundDir, "outbound")
+		if s.Type == "ftps" {
+			def(&s.TLS, "explicit")
+		}
+		if s.Timeout == 0 {
+			s.Timeout = Duration(60 * time.Second)
+		}
 		// A file must be a minute old before it is taken, unless the key
 		// says otherwise (min_age: 0s for a drop that renames into place).
-		if _, set := c.lines[fmt.Sprintf("sources[%d].min_age", i)]; !set {
-			c.Sources[i].MinAge = Duration(time.Minute)
+		if _, set := c.lines[fmt.Sprintf("sources[%d].ready.min_age", i)]; !set {
+			s.Ready.MinAge = Duration(time.Minute)
 		}
 	}
 	// Relative paths are relative to the config file's folder, so a config
@@ -348,9 +391,46 @@ func (c *Config) Validate() error {
 				return bad(key+".dir", "a local source needs the folder 1C drops into")
 			}
 		case "ftp", "ftps", "sftp":
-			return bad(key+".type", "%q sources are not supported by this version; mount the share and use type local", s.Type)
+			if _, _, err := net.SplitHostPort(s.Address); err != nil {
+				return bad(key+".address", "%q is not host:port", s.Address)
+			}
+			if s.User == "" {
+				return bad(key+".user", "a %s source needs a user", s.Type)
+			}
 		default:
 			return bad(key+".type", "%q is not one of local, ftp, ftps, sftp", s.Type)
+		}
+		switch {
+		case s.Type == "ftps" && s.TLS != "explicit" && s.TLS != "implicit":
+			return bad(key+".tls", "%q is not explicit or implicit", s.TLS)
+		case s.Type != "ftps" && s.TLS != "":
+			return bad(key+".tls", "only ftps sources take tls")
+		case s.Type == "sftp" && s.KnownHosts == "":
+			return bad(key+".known_hosts", "an sftp source needs a known_hosts file that pins the server's key (ssh-keyscan -p PORT HOST > FILE)")
+		case s.Type == "sftp" && s.KeyFile == "" && s.PasswordEnv == "" && s.PasswordFile == "":
+			return bad(key+".key_file", "an sftp source needs key_file or password_env/password_file")
+		case (s.Type == "ftp" || s.Type == "ftps") && s.PasswordEnv == "" && s.PasswordFile == "" && s.User != "anonymous":
+			return bad(key+".password_env", "an %s source needs password_env or password_file", s.Type)
+		}
+		switch s.After {
+		case "keep", "move", "delete":
+		default:
+			return bad(key+".after", "%q is not keep, move or delete", s.After)
+		}
+		if s.ServerTimezone != "" {
+			if _, err := time.LoadLocation(s.ServerTimezone); err != nil {
+				return bad(key+".server_timezone", "%q is not an IANA time zone", s.ServerTimezone)
+			}
+		}
+		switch s.NameEncoding {
+		case "", etl.EncodingUTF8, etl.EncodingCP1251:
+		default:
+			return bad(key+".name_encoding", "%q is not utf-8 or windows-1251", s.NameEncoding)
+		}
+		for _, rel := range []struct{ k, v string }{{"processed_dir", s.ProcessedDir}, {"outbound_dir", s.OutboundDir}} {
+			if filepath.IsAbs(rel.v) || strings.Contains(rel.v, "..") {
+				return bad(key+"."+rel.k, "%q must be a folder below dir", rel.v)
+			}
 		}
 		for feed, globs := range s.Patterns {
 			if _, ok := etl.DefaultPatterns[feed]; !ok {
@@ -415,6 +495,14 @@ func (c *Config) Validate() error {
 		if err := checkCron(s.spec); err != nil {
 			return bad(s.key, "%q: %v", s.spec, err)
 		}
+	}
+	for i, m := range c.Admin.Emails {
+		if a, err := mail.ParseAddress(m); err != nil || !strings.Contains(a.Address, "@") {
+			return bad(fmt.Sprintf("admin.emails[%d]", i), "%q is not an email address", m)
+		}
+	}
+	if c.SpoolKeepDays < 0 {
+		return bad("spool_keep_days", "must not be negative")
 	}
 	for i, m := range c.Reports.Managers {
 		if a, err := mail.ParseAddress(m); err != nil || !strings.Contains(a.Address, "@") {

@@ -33,7 +33,8 @@ sources:
   - name: office
     type: local
     dir: drop
-    min_age: 0s
+    ready:
+      min_age: 0s
 smtp:
   address: %s
   from: "Хофф <noreply@hoff.example.ru>"

@@ -41,7 +41,15 @@ func (a *app) ingest(ctx context.Context, feed string, files []string) (etl.Resu
 			if serr != nil {
 				return "", serr
 			}
+			defer func() {
+				for _, s := range specs {
+					s.Source.Close()
+				}
+			}()
 			res, err = a.ingester().Run(ctx, specs)
+			if err == nil {
+				a.sourceHealth(ctx, res.Sources)
+			}
 		}
 		if err == nil && res.SourceErrors > 0 {
 			err = fmt.Errorf("%d source errors (see the log)", res.SourceErrors)

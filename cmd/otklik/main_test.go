@@ -152,7 +152,8 @@ spool: spool
 sources:
   - name: office
     dir: drop
-    min_age: 0s
+    ready:
+      min_age: 0s
 smtp:
   address: %s
   from: "Магазин <noreply@example.ru>"

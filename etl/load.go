@@ -1,0 +1,198 @@
+package etl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/otklik/otklik/store"
+)
+
+// load parses a spooled file and writes its rows in batches.
+func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc string) (store.FileCounts, error) {
+	var c store.FileCounts
+	f, err := os.Open(path)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	r, err := decoder(f, enc)
+	if err != nil {
+		return c, &FileError{Reason: err.Error()}
+	}
+	zone, err := in.zones(ctx)
+	if err != nil {
+		return c, err
+	}
+	size := in.BatchSize
+	if size <= 0 {
+		size = 5000
+	}
+	batch, err := in.DB.BeginBatch(ctx, fileID)
+	if err != nil {
+		return c, err
+	}
+	defer func() { batch.Rollback() }()
+	pending := 0
+	flush := func() error {
+		pending++
+		if pending < size {
+			return nil
+		}
+		if err := batch.Commit(); err != nil {
+			return err
+		}
+		pending = 0
+		batch, err = in.DB.BeginBatch(ctx, fileID)
+		return err
+	}
+	reject := func(e *RowError) error {
+		c.Rejected++
+		if err := batch.AddReject(ctx, e.Line, e.Field, e.Reason); err != nil {
+			return err
+		}
+		return flush()
+	}
+	added := func(ok bool, err error) error {
+		if err != nil {
+			return err
+		}
+		if ok {
+			c.Loaded++
+		} else {
+			c.Duplicate++
+		}
+		return flush()
+	}
+	var row func(*csvRow) error
+	switch feedName {
+	case FeedStores:
+		row = func(r *csvRow) error {
+			s, bad := parseStore(r)
+			if bad != nil {
+				return reject(bad)
+			}
+			return added(batch.AddStore(ctx, s))
+		}
+	case FeedCustomers:
+		row = func(r *csvRow) error {
+			cu, bad := parseCustomer(r)
+			if bad != nil {
+				return reject(bad)
+			}
+			return added(batch.AddCustomer(ctx, cu))
+		}
+	case FeedPurchases:
+		row = func(r *csvRow) error {
+			p, bad := parsePurchase(r, zone)
+			if bad != nil {
+				return reject(bad)
+			}
+			return added(batch.AddPurchaseLine(ctx, p))
+		}
+	default:
+		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
+	}
+	if err := readCSV(r, feeds[feedName], row, reject); err != nil {
+		return c, err
+	}
+	return c, batch.Commit()
+}
+
+// zones returns a lookup of each store's time zone, the default for a
+// store not yet known or without one.
+func (in *Ingester) zones(ctx context.Context) (func(string) *time.Location, error) {
+	names, err := in.DB.StoreTimeZones(ctx)
+	if err != nil {
+		return nil, err
+	}
+	def := in.Zone
+	if def == nil {
+		def = time.UTC
+	}
+	locs := map[string]*time.Location{}
+	for code, name := range names {
+		if loc, err := time.LoadLocation(name); err == nil && name != "" {
+			locs[code] = loc
+		}
+	}
+	return func(code string) *time.Location {
+		if loc, ok := locs[code]; ok {
+			return loc
+		}
+		return def
+	}, nil
+}
+
+// IngestFiles loads the given local files as source "files": each as the
+// given feed, or with feed "" by the feed its name matches under the
+// default patterns.
+func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string) (Result, error) {
+	var res Result
+	byDir := map[string][]Entry{}
+	var dirs []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return res, fmt.Errorf("ingest %s: %w", p, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return res, fmt.Errorf("ingest %s: not a regular file", p)
+		}
+		name := filepath.Base(p)
+		if feed == "" && FeedOf(name) == "" {
+			return res, fmt.Errorf("ingest %s: the name matches no feed (%s); name the feed with --feed", p, patternList())
+		}
+		dir := filepath.Dir(p)
+		if _, ok := byDir[dir]; !ok {
+			dirs = append(dirs, dir)
+		}
+		byDir[dir] = append(byDir[dir], Entry{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
+	}
+	for _, dir := range dirs {
+		spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
+		if feed != "" {
+			spec.Patterns = map[string][]string{feed: {"*"}}
+		}
+		work, err := in.plan(ctx, spec, byDir[dir], in.log())
+		if err != nil {
+			return res, err
+		}
+		for _, w := range work {
+			srcErr, err := in.take(ctx, spec, w.entry, w.feed, &res)
+			if err != nil {
+				return res, err
+			}
+			if srcErr != nil {
+				return res, srcErr
+			}
+		}
+	}
+	return res, nil
+}
+
+func patternList() string {
+	var ps []string
+	for _, f := range Feeds {
+		ps = append(ps, DefaultPatterns[f]...)
+	}
+	return strings.Join(ps, ", ")
+}
+
+func (in *Ingester) log() *slog.Logger {
+	if in.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return in.Log.With("component", "etl")
+}
+
+func (in *Ingester) now() time.Time {
+	if in.Now != nil {
+		return in.Now()
+	}
+	return time.Now()
+}
