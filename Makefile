@@ -17,16 +17,23 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/otklik
 
-# The tests read workbooks with an independent reader (openpyxl, from
-# Debian's packages). As root it is installed here; otherwise those
-# checks are skipped outside CI.
+# What the tests need from Debian's packages: openpyxl reads workbooks as
+# an independent reader; vsftpd and sshd are the real servers the sources
+# are tested against. As root they are installed here; otherwise those
+# tests are skipped (outside CI).
+TEST_PACKAGES := python3-openpyxl:/usr/lib/python3/dist-packages/openpyxl \
+	vsftpd:/usr/sbin/vsftpd openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/sftp curl:/usr/bin/curl
+
 test-deps:
-	@if ! /usr/bin/python3 -c 'import openpyxl' 2>/dev/null; then \
+	@missing=""; for p in $(TEST_PACKAGES); do \
+		[ -e "$${p#*:}" ] || missing="$$missing $${p%%:*}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			echo "installing python3-openpyxl"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-openpyxl >/dev/null; \
+			echo "installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 		else \
-			echo "python3-openpyxl is missing and we are not root: workbook checks will be skipped"; \
+			echo "missing$$missing and not root: the tests that need them will be skipped"; \
 		fi; \
 	fi
 
@@ -47,7 +54,7 @@ lint:
 demo: build
 	./$(BIN) demo --dir otklik-demo
 
-bench:
+bench: test-deps
 	./bench/run.sh
 
 install: build

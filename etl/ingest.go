@@ -6,8 +6,6 @@ package etl
 import (
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -332,6 +330,15 @@ func (in *Ingester) after(ctx context.Context, spec SourceSpec, e Entry, log *sl
 	}
 }
 
+// Fetch downloads one listed file into the spool exactly as a run does
+// (resumed after a cut, size checked against the listing, sha256 computed
+// on the way) and returns the spooled path and its sha256. The ledger is
+// not touched.
+func (in *Ingester) Fetch(ctx context.Context, spec SourceSpec, e Entry) (path, sha256 string, err error) {
+	path, sha256, _, err = in.download(ctx, spec, e, in.log().With("source", spec.Name, "file", e.Name))
+	return path, sha256, err
+}
+
 // spoolError is a failure of the local spool, which stops the run.
 type spoolError struct{ err error }
 
@@ -351,14 +358,14 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log 
 	if err != nil {
 		return "", "", "", &spoolError{err}
 	}
+	sw := newSpoolWriter(tmp)
 	defer func() {
 		if err != nil {
+			sw.abort()
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
 	}()
-	h := sha256.New()
-	var u utf8Checker
 	var n int64
 	retries, wait := in.Retries, in.RetryWait
 	if retries <= 0 {
@@ -368,7 +375,7 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log 
 		wait = 2 * time.Second
 	}
 	for attempt := 0; ; attempt++ {
-		err = copyFrom(ctx, spec.Source, e, io.MultiWriter(tmp, h, &u), &n)
+		err = copyFrom(ctx, spec.Source, e, sw, &n)
 		if err == nil {
 			break
 		}
@@ -388,13 +395,15 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log 
 	if n != e.Size {
 		return "", "", "", fmt.Errorf("download %q: got %d bytes, listing said %d: %w", e.Name, n, e.Size, errChanged)
 	}
+	if sum, enc, err = sw.finish(); err != nil {
+		return "", "", "", &spoolError{err}
+	}
 	if err = tmp.Sync(); err != nil {
 		return "", "", "", &spoolError{err}
 	}
 	if err = tmp.Close(); err != nil {
 		return "", "", "", &spoolError{err}
 	}
-	sum = hex.EncodeToString(h.Sum(nil))
 	dir := filepath.Join(in.Spool, "archive", spec.Name, in.now().UTC().Format("2006-01-02"))
 	if err = os.MkdirAll(dir, 0o750); err != nil {
 		return "", "", "", &spoolError{err}
@@ -406,7 +415,7 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log 
 	if err = syncDir(dir); err != nil {
 		return "", "", "", &spoolError{err}
 	}
-	return path, sum, u.Encoding(), nil
+	return path, sum, enc, nil
 }
 
 // copyFrom copies a file into w from offset *n, adding what was written
@@ -417,7 +426,7 @@ func copyFrom(ctx context.Context, src Source, e Entry, w io.Writer, n *int64) e
 		return err
 	}
 	cw := &countingWriter{w: w}
-	_, err = io.Copy(cw, rc)
+	_, err = io.CopyBuffer(cw, rc, make([]byte, 256<<10))
 	*n += cw.n
 	if cerr := rc.Close(); err == nil {
 		err = cerr // an FTP transfer reports a broken end on close

@@ -178,6 +178,10 @@ func (s *SFTP) connect(ctx context.Context) error {
 	s.conns.add(conn)
 	conn.SetDeadline(time.Now().Add(s.cfg.Timeout))
 	cc, chans, reqs, err := ssh.NewClientConn(conn, s.cfg.Address, &ssh.ClientConfig{
+		// AES-GCM first: AES-NI makes it several times faster than
+		// x/crypto's ChaCha20-Poly1305 on servers' CPUs.
+		Config: ssh.Config{Ciphers: []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+			"chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr"}},
 		User: s.cfg.User, Auth: auth, HostKeyCallback: check, HostKeyAlgorithms: algos, Timeout: s.cfg.Timeout,
 	})
 	if err != nil {

@@ -540,6 +540,11 @@ func TestSFTP_CutAndStallThroughProxy(t *testing.T) {
 func selfSigned(t *testing.T) (server, client *tls.Config) {
 	t.Helper()
 	certPEM, keyPEM := selfSignedPEM(t)
+	return selfSignedFromPEM(t, certPEM, keyPEM)
+}
+
+func selfSignedFromPEM(t *testing.T, certPEM, keyPEM []byte) (server, client *tls.Config) {
+	t.Helper()
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
