@@ -35,7 +35,7 @@ func TestDownloadBenchmark(t *testing.T) {
 		size, _ = strconv.ParseInt(s, 10, 64)
 	}
 	_, sdrop, scfg := startSshd(t)
-	_, fdrop, fcfg := startVsftpd(t, false)
+	_, fdrop, fcfg := startVsftpd(t, etl.FTPPlain)
 	writeBig(t, filepath.Join(sdrop, "big.bin"), size)
 	if err := os.Link(filepath.Join(sdrop, "big.bin"), filepath.Join(fdrop, "big.bin")); err != nil {
 		writeBig(t, filepath.Join(fdrop, "big.bin"), size)

@@ -120,8 +120,13 @@ func (f *FTP) connect(ctx context.Context) error {
 		ftp.DialWithDisabledMLSD(f.cfg.DisableMLSD),
 		ftp.DialWithLocation(f.cfg.Location),
 	}
-	if f.cfg.TLS == FTPExplicit {
+	switch f.cfg.TLS {
+	case FTPExplicit:
 		opts = append(opts, ftp.DialWithExplicitTLS(f.cfg.TLSConfig))
+	case FTPImplicit:
+		// Only so that the library asks for protected data connections
+		// (PBSZ 0, PROT P); the dial function does the TLS itself.
+		opts = append(opts, ftp.DialWithTLS(f.cfg.TLSConfig))
 	}
 	c, err := ftp.Dial(f.cfg.Address, opts...)
 	if err != nil {

@@ -2,8 +2,10 @@ package etl_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -280,5 +282,39 @@ func writeAt(tb testing.TB, path string, data []byte, mtime time.Time) {
 	}
 	if err := os.Chtimes(path, mtime, mtime); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// listing is a Source that lists whatever names a hostile server sends.
+type listing struct {
+	etl.Local
+	names []string
+}
+
+func (l *listing) List(ctx context.Context) ([]etl.Entry, error) {
+	var out []etl.Entry
+	for _, n := range l.names {
+		out = append(out, etl.Entry{Name: n, Size: 1, ModTime: time.Now().Add(-time.Hour)})
+	}
+	return out, nil
+}
+
+func TestIngester_RefusesUnsafeNames(t *testing.T) {
+	in, db := newIngester(t)
+	var logs strings.Builder
+	in.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	src := &listing{names: []string{"../stores.csv", "/etc/stores.csv", "stores\n.csv", `..\stores.csv`}}
+	res, err := in.Run(context.Background(), []etl.SourceSpec{{Name: "evil", Source: src}})
+	if err != nil || res.Ingested+res.Failed != 0 {
+		t.Fatalf("res = %+v, %v", res, err)
+	}
+	if got := strings.Count(logs.String(), "refused file name"); got != 4 {
+		t.Fatalf("%d refusals logged, want 4:\n%s", got, logs.String())
+	}
+	if entries, _ := os.ReadDir(filepath.Join(in.Spool, "tmp")); len(entries) != 0 {
+		t.Fatalf("spool got %v", entries)
+	}
+	if s := status(t, db); s.Files.Ingested+s.Files.Failed != 0 {
+		t.Fatal(s.Files)
 	}
 }

@@ -85,7 +85,7 @@ func startDaemon(t *testing.T, addr string, name string, args ...string) {
 // startVsftpd serves an anonymous, writable drop folder; with TLS, logins
 // and data must use TLS and the data connection must resume the control
 // connection's session (require_ssl_reuse, as in production setups).
-func startVsftpd(t *testing.T, withTLS bool) (addr, drop string, client etl.FTPConfig) {
+func startVsftpd(t *testing.T, tlsMode string) (addr, drop string, client etl.FTPConfig) {
 	t.Helper()
 	needServer(t, "/usr/sbin/vsftpd")
 	os.MkdirAll("/var/run/vsftpd/empty", 0o755)
@@ -117,7 +117,7 @@ hide_ids=YES
 vsftpd_log_file=%s/vsftpd.log
 `, port, root, dir)
 	client = etl.FTPConfig{Address: addr, User: "anonymous", Password: "otklik@", Dir: "/drop", Timeout: 5 * time.Second}
-	if withTLS {
+	if tlsMode != etl.FTPPlain {
 		certPEM, keyPEM := selfSignedPEM(t)
 		os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600)
 		os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
@@ -130,8 +130,11 @@ force_anon_data_ssl=YES
 require_ssl_reuse=YES
 ssl_ciphers=HIGH
 `, dir)
+		if tlsMode == etl.FTPImplicit {
+			conf += "implicit_ssl=YES\n"
+		}
 		_, client.TLSConfig = selfSignedFromPEM(t, certPEM, keyPEM)
-		client.TLS = etl.FTPExplicit
+		client.TLS = tlsMode
 	}
 	cfgFile := filepath.Join(dir, "vsftpd.conf")
 	os.WriteFile(cfgFile, []byte(conf), 0o600)
@@ -140,10 +143,10 @@ ssl_ciphers=HIGH
 }
 
 func TestVsftpd_Conformance(t *testing.T) {
-	for _, withTLS := range []bool{false, true} {
-		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
+	for _, mode := range []string{etl.FTPPlain, etl.FTPExplicit, etl.FTPImplicit} {
+		t.Run("tls="+mode, func(t *testing.T) {
 			testSource(t, func(t *testing.T) harness {
-				_, drop, cfg := startVsftpd(t, withTLS)
+				_, drop, cfg := startVsftpd(t, mode)
 				return harness{src: etl.NewFTP(cfg), drop: drop}
 			})
 		})

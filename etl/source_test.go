@@ -164,6 +164,12 @@ func TestLocal_Conformance(t *testing.T) {
 // startFTP serves root over FTP on loopback (goftp.io/server/v2), with
 // explicit TLS when tlsCfg is set. wrap, if set, wraps the file driver.
 func startFTP(t *testing.T, root string, tlsCfg *tls.Config, wrap func(server.Driver) server.Driver) string {
+	return startFTPMode(t, root, tlsCfg, true, wrap)
+}
+
+// startFTPMode is startFTP with the choice of explicit (AUTH TLS) or
+// implicit TLS when tlsCfg is set.
+func startFTPMode(t *testing.T, root string, tlsCfg *tls.Config, explicit bool, wrap func(server.Driver) server.Driver) string {
 	t.Helper()
 	drv, err := file.NewDriver(root)
 	if err != nil {
@@ -186,7 +192,7 @@ func startFTP(t *testing.T, root string, tlsCfg *tls.Config, wrap func(server.Dr
 		// The server takes its TLS configuration only in ListenAndServe,
 		// so it listens itself, on the port just freed.
 		ln.Close()
-		opts.TLS, opts.ExplicitFTPS, opts.TLSConfig = true, true, tlsCfg
+		opts.TLS, opts.ExplicitFTPS, opts.TLSConfig = true, explicit, tlsCfg
 		opts.Port = ln.Addr().(*net.TCPAddr).Port
 	}
 	srv, err := server.NewServer(opts)
@@ -214,19 +220,21 @@ func TestFTP_Conformance(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		epsv bool
-		tls  bool
-	}{{"EPSV", true, false}, {"PASV", false, false}, {"ExplicitTLS", true, true}} {
+		tls  string
+	}{{"EPSV", true, ""}, {"PASV", false, ""}, {"ExplicitTLS", true, etl.FTPExplicit}} {
+		// Implicit TLS is tested against vsftpd: goftp.io refuses PROT P
+		// on an implicit session.
 		t.Run(tc.name, func(t *testing.T) {
 			testSource(t, func(t *testing.T) harness {
 				root := t.TempDir()
 				os.Mkdir(filepath.Join(root, "drop"), 0o755)
 				cfg := etl.FTPConfig{User: "onec", Password: "секрет", Dir: "/drop", DisableEPSV: !tc.epsv, Timeout: 5 * time.Second}
 				var srvTLS *tls.Config
-				if tc.tls {
+				if tc.tls != "" {
 					srvTLS, cfg.TLSConfig = selfSigned(t)
-					cfg.TLS = etl.FTPExplicit
+					cfg.TLS = tc.tls
 				}
-				cfg.Address = startFTP(t, root, srvTLS, nil)
+				cfg.Address = startFTPMode(t, root, srvTLS, tc.tls != etl.FTPImplicit, nil)
 				return harness{src: etl.NewFTP(cfg), drop: filepath.Join(root, "drop")}
 			})
 		})
