@@ -16,17 +16,20 @@ const (
 	FeedStores    = "stores"
 	FeedCustomers = "customers"
 	FeedPurchases = "purchases"
+	// FeedPromoCodes are codes 1C issues for thank-you emails.
+	FeedPromoCodes = "promo_codes"
 )
 
 // Feeds lists the CSV feeds in the order a drop is loaded: stores first so
 // that purchase times are read in their store's time zone.
-var Feeds = []string{FeedStores, FeedCustomers, FeedPurchases}
+var Feeds = []string{FeedStores, FeedCustomers, FeedPurchases, FeedPromoCodes}
 
 // DefaultPatterns are the file name globs of each feed.
 var DefaultPatterns = map[string][]string{
-	FeedStores:    {"stores*.csv"},
-	FeedCustomers: {"customers*.csv", "clients*.csv"},
-	FeedPurchases: {"purchases*.csv", "sales*.csv"},
+	FeedStores:     {"stores*.csv"},
+	FeedCustomers:  {"customers*.csv", "clients*.csv"},
+	FeedPurchases:  {"purchases*.csv", "sales*.csv"},
+	FeedPromoCodes: {"promo*.csv"},
 }
 
 type column struct {
@@ -71,6 +74,9 @@ var feeds = map[string]feed{
 		{"price", []string{"Цена", "price"}, false},
 		{"sum", []string{"Сумма", "sum"}, true},
 		{"seller", []string{"Продавец", "seller"}, false},
+	}},
+	FeedPromoCodes: {FeedPromoCodes, []column{
+		{"code", []string{"Промокод", "code", "promo_code"}, true},
 	}},
 }
 

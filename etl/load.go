@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/otklik/otklik/store"
 )
@@ -93,6 +94,17 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 				return reject(bad)
 			}
 			return added(batch.AddPurchaseLine(ctx, p))
+		}
+	case FeedPromoCodes:
+		row = func(r *csvRow) error {
+			code := r.get("code")
+			if code == "" {
+				return reject(rowErr(feeds[FeedPromoCodes], r, "code", "empty promo code"))
+			}
+			if len(code) > 64 || strings.ContainsFunc(code, unicode.IsSpace) {
+				return reject(rowErr(feeds[FeedPromoCodes], r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code))
+			}
+			return added(batch.AddPromoCode(ctx, code))
 		}
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}

@@ -26,8 +26,10 @@ type Message struct {
 	Subject string
 	Text    string
 	HTML    string
-	// Unsubscribe is the one-click URL (RFC 8058), empty for none.
-	Unsubscribe string
+	// Unsubscribe is the one-click URL (RFC 8058), empty for none;
+	// UnsubscribeMailto an address offered besides it.
+	Unsubscribe       string
+	UnsubscribeMailto string
 	Attachments []Attachment
 	Date        time.Time
 }
@@ -56,7 +58,11 @@ func Compose(m Message) (msg []byte, messageID string, err error) {
 	}
 	messageID, _ = h.MessageID()
 	if m.Unsubscribe != "" {
-		h.Set("List-Unsubscribe", "<"+oneLine(m.Unsubscribe)+">")
+		v := "<" + oneLine(m.Unsubscribe) + ">"
+		if m.UnsubscribeMailto != "" {
+			v += ", <mailto:" + oneLine(m.UnsubscribeMailto) + "?subject=unsubscribe>"
+		}
+		h.Set("List-Unsubscribe", v)
 		h.Set("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 	}
 	var b bytes.Buffer

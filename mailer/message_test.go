@@ -157,3 +157,14 @@ func TestSalutation(t *testing.T) {
 		}
 	}
 }
+
+type mailAddr = mail.Address
+
+func mustAddr(t *testing.T, s string) *mail.Address {
+	t.Helper()
+	a, err := mailer.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}

@@ -156,7 +156,7 @@ func TestPlanner_Eligibility(t *testing.T) {
 	if err := f.db.Suppress(ctx, "gone@example.ru", "unsubscribed"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.planner().Plan(ctx)
+	res, err := f.planner().Plan(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestPlanner_Eligibility(t *testing.T) {
 		t.Fatalf("planned %d, want 2 (%+v)", res.Planned, res)
 	}
 	// Planning again adds nothing: receipts invited, twins in cooldown.
-	if res, err = f.planner().Plan(ctx); err != nil || res.Planned != 0 {
+	if res, err = f.planner().Plan(ctx, false); err != nil || res.Planned != 0 {
 		t.Fatalf("second plan: %+v %v", res, err)
 	}
 	// Nothing is due before the window opens in each store's zone.
@@ -182,7 +182,7 @@ func TestPlanner_HistoryImportMailsNobody(t *testing.T) {
 		lines = append(lines, store.PurchaseLine{StoreCode: "MSK", Receipt: time.Duration(d).String(), At: f.now.AddDate(0, 0, -d), CustomerCode: "c"})
 	}
 	f.load(t, []store.Customer{{Code: "c", Email: "c@example.ru", Consent: true}}, lines)
-	res, err := f.planner().Plan(ctx)
+	res, err := f.planner().Plan(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,31 +1,74 @@
 package mailer
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/otklik/otklik/store"
+	"golang.org/x/time/rate"
 )
 
-// Dispatcher sends due invitations from the outbox. Each invitation is
-// claimed (planned -> sending) in its own commit before the SMTP
-// transaction and settled right after it, so a crash at any moment leaves
-// at most the messages in flight as "sending", which the next run reports
-// as "unknown" instead of sending them twice.
+// DKIM signs outgoing mail.
+type DKIM struct {
+	Domain, Selector string
+	Key              crypto.Signer // RSA or Ed25519
+}
+
+// signedHeaders are the header fields DKIM covers: the one-click
+// unsubscribe counts at Gmail only if both List-Unsubscribe fields are
+// signed (RFC 8058).
+var signedHeaders = []string{"From", "To", "Subject", "Date", "Message-Id", "Mime-Version", "Content-Type",
+	"List-Unsubscribe", "List-Unsubscribe-Post"}
+
+// Sign returns msg with a DKIM-Signature header, relaxed/relaxed.
+func (k *DKIM) Sign(msg []byte) ([]byte, error) {
+	var b bytes.Buffer
+	err := dkim.Sign(&b, bytes.NewReader(msg), &dkim.SignOptions{
+		Domain: k.Domain, Selector: k.Selector, Signer: k.Key,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
+		HeaderKeys: signedHeaders,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dkim: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Dispatcher sends due mail from the outbox: invitations, reminders and
+// thank-yous. Each piece is claimed (planned -> sending) in a commit
+// before its SMTP transaction and settled right after it, so a crash at
+// any moment leaves at most the mail in flight as "sending", which the
+// next run reports as "unknown" instead of sending it twice.
 type Dispatcher struct {
 	DB        *store.DB
-	Sender    Sender
 	Templates *Templates
 	From      *mail.Address
 	BaseURL   string         // survey site, as links in emails point to it
 	Zone      *time.Location // for stores without a time zone
 	Log       *slog.Logger
-	Batch     int // invitations claimed at a time; 0 means 50
+
+	// NewSender opens a sender (one SMTP connection); Conns of them send
+	// in parallel. 0 Conns means 1.
+	NewSender func() Sender
+	Conns     int
+	// PerSecond limits the sending rate (0: no limit); PerHour caps how
+	// many messages leave in any hour (0: no cap).
+	PerSecond float64
+	PerHour   int
+	// UnsubscribeMailto, if set, is offered besides the one-click link.
+	UnsubscribeMailto string
+	DKIM              *DKIM
+	Batch             int // pieces claimed at a time; 0 means 100
 }
 
 // SendResult counts what a send run did.
@@ -34,7 +77,17 @@ type SendResult struct {
 	Recovered                                      int // in flight in a run that died
 }
 
-// Send sends every due invitation until none is left or ctx is done.
+func (r *SendResult) add(o SendResult) {
+	r.Sent += o.Sent
+	r.Retry += o.Retry
+	r.Bounced += o.Bounced
+	r.Failed += o.Failed
+	r.Unknown += o.Unknown
+}
+
+// Send sends every due piece of mail until none is left or ctx is done.
+// On cancellation the mail in hand is finished and the rest of the
+// claimed batch is put back.
 func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	var res SendResult
 	log := d.log()
@@ -44,60 +97,93 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	}
 	res.Recovered = int(n)
 	if n > 0 {
-		log.Warn("invitations in flight when the last run stopped are marked unknown", "count", n)
+		log.Warn("mail in flight when the last run stopped is marked unknown", "count", n)
 	}
 	exp, err := d.DB.ExpireInvitations(ctx)
 	if err != nil {
 		return res, err
 	}
 	res.Expired = int(exp)
+
+	conns := max(d.Conns, 1)
 	batch := d.Batch
 	if batch <= 0 {
-		batch = 50
+		batch = 100
 	}
+	var limits []*rate.Limiter
+	if d.PerSecond > 0 {
+		limits = append(limits, rate.NewLimiter(rate.Limit(d.PerSecond), max(1, int(d.PerSecond))))
+	}
+	if d.PerHour > 0 {
+		limits = append(limits, rate.NewLimiter(rate.Limit(float64(d.PerHour)/3600), d.PerHour))
+	}
+
+	work := make(chan store.Outgoing)
+	results := make([]SendResult, conns)
+	errs := make([]error, conns)
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Go(func() {
+			s := d.NewSender()
+			defer s.Close()
+			for o := range work {
+				if errs[w] != nil {
+					continue // a store failure: let the others drain
+				}
+				errs[w] = d.sendOne(ctx, s, limits, o, &results[w])
+			}
+		})
+	}
+	var claimErr error
 	for ctx.Err() == nil {
 		due, err := d.DB.ClaimDue(ctx, batch)
 		if err != nil {
-			return res, err
+			claimErr = err
+			break
 		}
 		if len(due) == 0 {
 			break
 		}
-		for i, o := range due {
-			if ctx.Err() != nil {
-				// Put back what was claimed but not tried.
-				for _, rest := range due[i:] {
-					if err := d.DB.MarkFailed(context.WithoutCancel(ctx), rest.ID, store.InvPlanned, time.Time{}, "stopped before sending"); err != nil {
-						return res, err
-					}
-				}
-				break
-			}
-			if err := d.sendOne(ctx, o, &res); err != nil {
-				return res, err
-			}
+		for _, o := range due {
+			work <- o
 		}
+	}
+	close(work)
+	wg.Wait()
+	for i := range results {
+		res.add(results[i])
 	}
 	log.Info("send finished", "sent", res.Sent, "retry", res.Retry, "bounced", res.Bounced,
 		"failed", res.Failed, "unknown", res.Unknown, "expired", res.Expired)
+	if err := errors.Join(append(errs, claimErr)...); err != nil {
+		return res, err
+	}
 	return res, ctx.Err()
 }
 
-// sendOne renders, sends and settles one invitation. Only a store error
-// is returned; a send failure is recorded on the invitation.
-func (d *Dispatcher) sendOne(ctx context.Context, o store.Outgoing, res *SendResult) error {
-	log := d.log().With("invitation", o.ID, "to", Mask(o.Email))
+// sendOne renders, sends and settles one piece of mail. Only a store
+// error is returned; a send failure is recorded on the mail.
+func (d *Dispatcher) sendOne(ctx context.Context, s Sender, limits []*rate.Limiter, o store.Outgoing, res *SendResult) error {
+	log := d.log().With("kind", o.Kind, "id", o.ID, "to", Mask(o.Email))
 	settle := context.WithoutCancel(ctx) // record the outcome even when stopping
-	msg, msgID, err := d.invitation(o)
+	for _, l := range limits {
+		if err := l.Wait(ctx); err != nil {
+			return d.DB.MarkFailed(settle, o, store.InvPlanned, time.Time{}, "stopped before sending")
+		}
+	}
+	if ctx.Err() != nil {
+		return d.DB.MarkFailed(settle, o, store.InvPlanned, time.Time{}, "stopped before sending")
+	}
+	msg, msgID, err := d.compose(o)
 	if err != nil {
 		res.Failed++
-		log.Error("render invitation", "err", err)
-		return d.DB.MarkFailed(settle, o.ID, store.InvFailed, time.Time{}, err.Error())
+		log.Error("render mail", "err", err)
+		return d.DB.MarkFailed(settle, o, store.InvFailed, time.Time{}, err.Error())
 	}
-	err = d.Sender.Send(ctx, Envelope{From: d.From.Address, To: []string{o.Email}}, msg)
+	err = s.Send(ctx, Envelope{From: d.From.Address, To: []string{o.Email}}, msg)
 	if err == nil {
 		res.Sent++
-		return d.DB.MarkSent(settle, o.ID, msgID)
+		return d.DB.MarkSent(settle, o, msgID)
 	}
 	var se *SendError
 	if !errors.As(err, &se) {
@@ -110,23 +196,23 @@ func (d *Dispatcher) sendOne(ctx context.Context, o store.Outgoing, res *SendRes
 		if !retry.Before(o.ExpiresAt) {
 			res.Failed++
 			log.Warn("temporary failure, no time left before expiry", "err", reason)
-			return d.DB.MarkFailed(settle, o.ID, store.InvFailed, time.Time{}, reason)
+			return d.DB.MarkFailed(settle, o, store.InvFailed, time.Time{}, reason)
 		}
 		res.Retry++
 		log.Warn("temporary failure, will retry", "err", reason, "retry_at", retry.UTC().Format(time.RFC3339))
-		return d.DB.MarkFailed(settle, o.ID, store.InvPlanned, retry, reason)
+		return d.DB.MarkFailed(settle, o, store.InvPlanned, retry, reason)
 	case Bounced:
 		res.Bounced++
 		log.Warn("address refused, suppressed", "err", reason)
-		return d.DB.MarkFailed(settle, o.ID, store.InvBounced, time.Time{}, reason)
+		return d.DB.MarkFailed(settle, o, store.InvBounced, time.Time{}, reason)
 	case Uncertain:
 		res.Unknown++
 		log.Warn("outcome unknown, not resending", "err", reason)
-		return d.DB.MarkFailed(settle, o.ID, store.InvUnknown, time.Time{}, reason)
+		return d.DB.MarkFailed(settle, o, store.InvUnknown, time.Time{}, reason)
 	default:
 		res.Failed++
 		log.Error("message refused", "err", reason)
-		return d.DB.MarkFailed(settle, o.ID, store.InvFailed, time.Time{}, reason)
+		return d.DB.MarkFailed(settle, o, store.InvFailed, time.Time{}, reason)
 	}
 }
 
@@ -141,7 +227,9 @@ func backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-func (d *Dispatcher) invitation(o store.Outgoing) ([]byte, string, error) {
+// compose renders a piece of mail from its templates and builds the
+// signed MIME message.
+func (d *Dispatcher) compose(o store.Outgoing) ([]byte, string, error) {
 	loc := d.Zone
 	if o.TimeZone != "" {
 		if l, err := time.LoadLocation(o.TimeZone); err == nil {
@@ -153,22 +241,47 @@ func (d *Dispatcher) invitation(o store.Outgoing) ([]byte, string, error) {
 	if storeName == "" {
 		storeName = o.StoreCode
 	}
-	data := InvitationData{
-		Name:           Salutation(o.CustomerName),
-		StoreName:      storeName,
-		PurchaseDate:   o.PurchasedAt.In(loc).Format("02.01.2006"),
-		Ratings:        ratingLinks(base, o.Token),
-		SurveyURL:      base + "/s/" + o.Token,
-		UnsubscribeURL: base + "/u/" + o.Token,
+	unsubscribe := base + "/u/" + o.Token
+	var kind string
+	var data any
+	switch o.Kind {
+	case store.KindInvitation, store.KindReminder:
+		kind = KindInvitation
+		if o.Kind == store.KindReminder {
+			kind = KindReminder
+		}
+		data = InvitationData{
+			Name:           Salutation(o.CustomerName),
+			StoreName:      storeName,
+			PurchaseDate:   o.PurchasedAt.In(loc).Format("02.01.2006"),
+			Ratings:        ratingLinks(base, o.Token),
+			SurveyURL:      base + "/s/" + o.Token,
+			UnsubscribeURL: unsubscribe,
+		}
+	case store.KindThanks:
+		kind = KindThanks
+		data = ThanksData{Name: Salutation(o.CustomerName), StoreName: storeName, PromoCode: o.PromoCode,
+			UnsubscribeURL: unsubscribe}
+	default:
+		return nil, "", fmt.Errorf("no template for %s mail", o.Kind)
 	}
-	r, err := d.Templates.Render(KindInvitation, data)
+	r, err := d.Templates.Render(kind, data)
 	if err != nil {
 		return nil, "", err
 	}
-	return Compose(Message{
+	msg, id, err := Compose(Message{
 		From: d.From, To: []*mail.Address{{Address: o.Email}}, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
-		Unsubscribe: data.UnsubscribeURL, Date: d.DB.Now(),
+		Unsubscribe: unsubscribe, UnsubscribeMailto: d.UnsubscribeMailto, Date: d.DB.Now(),
 	})
+	if err != nil {
+		return nil, "", err
+	}
+	if d.DKIM != nil {
+		if msg, err = d.DKIM.Sign(msg); err != nil {
+			return nil, "", err
+		}
+	}
+	return msg, id, nil
 }
 
 // Salutation turns a 1C full name "Фамилия Имя Отчество" into the polite

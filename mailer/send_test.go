@@ -64,7 +64,7 @@ func (f *fixture) dispatcher(tb testing.TB, s mailer.Sender) *mailer.Dispatcher 
 		tb.Fatal(err)
 	}
 	msk, _ := time.LoadLocation("Europe/Moscow")
-	return &mailer.Dispatcher{DB: f.db, Sender: s, Templates: tm, Zone: msk,
+	return &mailer.Dispatcher{DB: f.db, NewSender: func() mailer.Sender { return s }, Templates: tm, Zone: msk,
 		From: &mail.Address{Name: "Магазин", Address: "noreply@example.ru"}, BaseURL: "https://otklik.example.ru"}
 }
 
@@ -81,7 +81,7 @@ func planned(tb testing.TB, n int) *fixture {
 		ls = append(ls, store.PurchaseLine{StoreCode: "MSK", Receipt: code, At: f.now.Add(-20 * time.Hour), CustomerCode: code})
 	}
 	f.load(tb, cs, ls)
-	if res, err := f.planner().Plan(context.Background()); err != nil || res.Planned != n {
+	if res, err := f.planner().Plan(context.Background(), false); err != nil || res.Planned != n {
 		tb.Fatalf("plan: %+v %v", res, err)
 	}
 	f.now = time.Date(2026, 11, 2, 7, 0, 0, 0, time.UTC)

@@ -20,11 +20,13 @@ var defaultTemplates embed.FS
 // KIND.subject.txt, KIND.txt and KIND.html.
 const (
 	KindInvitation = "invitation"
+	KindReminder   = "reminder"
+	KindThanks     = "thanks"
 	KindReport     = "report"
 )
 
 // Kinds lists every kind of email.
-var Kinds = []string{KindInvitation, KindReport}
+var Kinds = []string{KindInvitation, KindReminder, KindThanks, KindReport}
 
 // Templates are the parsed email templates.
 type Templates struct {
@@ -141,6 +143,14 @@ type InvitationData struct {
 	UnsubscribeURL string
 }
 
+// ThanksData is what a thank-you template sees.
+type ThanksData struct {
+	Name           string
+	StoreName      string
+	PromoCode      string
+	UnsubscribeURL string
+}
+
 // ReportData is what a report email template sees.
 type ReportData struct {
 	Month        string // "ноябрь 2026"
@@ -158,7 +168,7 @@ type ReportData struct {
 // start and for `otklik preview`.
 func SampleData(kind string) any {
 	switch kind {
-	case KindInvitation:
+	case KindInvitation, KindReminder:
 		base := "https://otklik.example.ru"
 		return InvitationData{
 			Name:           "Анна Сергеевна",
@@ -168,6 +178,9 @@ func SampleData(kind string) any {
 			SurveyURL:      base + "/s/SAMPLEtoken",
 			UnsubscribeURL: base + "/u/SAMPLEtoken",
 		}
+	case KindThanks:
+		return ThanksData{Name: "Анна Сергеевна", StoreName: "Хофф Екатеринбург", PromoCode: "OTK-7KQ2-M9XD",
+			UnsubscribeURL: "https://otklik.example.ru/u/SAMPLEtoken"}
 	case KindReport:
 		return ReportData{
 			Month: "октябрь 2026", Sent: 12840, Responses: 1931, ResponseRate: "15,0 %",

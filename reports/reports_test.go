@@ -48,7 +48,7 @@ func dataset(tb testing.TB) *store.DB {
 	}
 	out, _ := db.ClaimDue(ctx, 100)
 	for _, o := range out {
-		db.MarkSent(ctx, o.ID, "")
+		db.MarkSent(ctx, o, "")
 	}
 	nps := func(n int) *int { return &n }
 	for i, r := range []store.Response{

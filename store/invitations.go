@@ -147,147 +147,6 @@ func (db *DB) AddInvitations(ctx context.Context, invs []NewInvitation, cooldown
 	return added, nil
 }
 
-// Outgoing is a claimed invitation with what its email needs.
-type Outgoing struct {
-	ID           int64
-	Token        string
-	Email        string
-	CustomerName string
-	StoreCode    string
-	StoreName    string
-	TimeZone     string
-	PurchasedAt  time.Time
-	Attempts     int
-	ExpiresAt    time.Time
-}
-
-// ExpireInvitations marks planned invitations whose send-by time has
-// passed as expired and returns how many.
-func (db *DB) ExpireInvitations(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE invitations SET status = 'expired'
-			WHERE status = 'planned' AND expires_at <= ?`, db.now())
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("expire invitations: %w", err)
-	}
-	return n, nil
-}
-
-// RecoverInFlight marks invitations left in "sending" by a process that
-// died as "unknown": the server may have accepted them, so they are
-// reported, never sent again.
-func (db *DB) RecoverInFlight(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE invitations SET status = 'unknown',
-			last_error = 'in flight when the sender stopped' WHERE status = 'sending'`)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("recover in-flight invitations: %w", err)
-	}
-	return n, nil
-}
-
-// ClaimDue moves up to limit due invitations from planned to sending and
-// returns them. The caller must settle each with MarkSent or MarkFailed.
-func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
-	var out []Outgoing
-	now := db.now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `
-			SELECT i.id, i.token, i.email, coalesce(c.name, ''), i.store_code, coalesce(s.name, ''),
-			       coalesce(s.timezone, ''), i.purchased_at, i.attempts, i.expires_at
-			FROM invitations i
-			LEFT JOIN customers c ON c.code = i.customer_code
-			LEFT JOIN stores s ON s.code = i.store_code
-			WHERE i.status = 'planned' AND i.due_at <= ? AND i.expires_at > ?
-			ORDER BY i.due_at, i.id LIMIT ?`, now, now, limit)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var o Outgoing
-			var at, exp int64
-			if err := rows.Scan(&o.ID, &o.Token, &o.Email, &o.CustomerName, &o.StoreCode, &o.StoreName,
-				&o.TimeZone, &at, &o.Attempts, &exp); err != nil {
-				rows.Close()
-				return err
-			}
-			o.PurchasedAt, o.ExpiresAt = time.Unix(at, 0).UTC(), time.Unix(exp, 0).UTC()
-			o.Attempts++
-			out = append(out, o)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		for _, o := range out {
-			if _, err := tx.ExecContext(ctx, `UPDATE invitations SET status = 'sending', attempts = ?
-				WHERE id = ?`, o.Attempts, o.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim due invitations: %w", err)
-	}
-	return out, nil
-}
-
-// MarkSent records that the server accepted the message.
-func (db *DB) MarkSent(ctx context.Context, id int64, messageID string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE invitations SET status = 'sent', sent_at = ?, message_id = ?,
-			last_error = '' WHERE id = ? AND status = 'sending'`, db.now(), messageID, id)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("mark invitation %d sent: %w", id, err)
-	}
-	return nil
-}
-
-// MarkFailed settles a claimed invitation that was not sent. status is
-// InvPlanned with retryAt for a temporary failure, InvBounced for a
-// permanent refusal of the address (which is then suppressed), InvFailed
-// or InvUnknown otherwise.
-func (db *DB) MarkFailed(ctx context.Context, id int64, status string, retryAt time.Time, reason string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var email string
-		if err := tx.QueryRowContext(ctx, `SELECT email FROM invitations WHERE id = ?`, id).Scan(&email); err != nil {
-			return err
-		}
-		due := retryAt.UTC().Unix()
-		if status != InvPlanned {
-			due = db.now()
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE invitations SET status = ?, due_at = max(due_at, ?), last_error = ?
-			WHERE id = ? AND status = 'sending'`, status, due, reason, id); err != nil {
-			return err
-		}
-		if status == InvBounced {
-			return suppress(ctx, tx, email, "bounced", db.now())
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mark invitation %d %s: %w", id, status, err)
-	}
-	return nil
-}
-
 func suppress(ctx context.Context, tx *sql.Tx, email, reason string, now int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO suppressions (email, reason, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (email) DO NOTHING`, email, reason, now)
@@ -302,21 +161,98 @@ func (db *DB) Suppress(ctx context.Context, email, reason string) error {
 	return nil
 }
 
-// DueTimes returns the distinct times at which planned invitations fall
-// due, earliest first.
-func (db *DB) DueTimes(ctx context.Context) ([]time.Time, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT due_at FROM invitations WHERE status = 'planned' ORDER BY due_at`)
+// StoreStats are a store's survey figures that sampling needs.
+type StoreStats struct {
+	AnsweredMonth int // answers since the start of the month
+	Sent30        int // invitations sent in the last 30 days
+	Answered30    int // of those, answered
+	PlannedToday  int // invitations planned since the start of the day
+}
+
+// StoreSurveyStats returns each store's figures for sampling.
+func (db *DB) StoreSurveyStats(ctx context.Context, monthStart, dayStart, since30 time.Time) (map[string]StoreStats, error) {
+	out := map[string]StoreStats{}
+	queries := []struct {
+		query string
+		arg   int64
+		set   func(*StoreStats, int)
+	}{
+		{`SELECT store_code, count(*), 0 FROM responses WHERE created_at >= ? GROUP BY store_code`,
+			monthStart.UTC().Unix(), func(s *StoreStats, n int) { s.AnsweredMonth = n }},
+		{`SELECT store_code, count(*), 0 FROM invitations WHERE planned_at >= ? GROUP BY store_code`,
+			dayStart.UTC().Unix(), func(s *StoreStats, n int) { s.PlannedToday = n }},
+	}
+	for _, q := range queries {
+		if err := db.eachStoreCount(ctx, q.query, q.arg, func(code string, n, _ int) {
+			s := out[code]
+			q.set(&s, n)
+			out[code] = s
+		}); err != nil {
+			return nil, err
+		}
+	}
+	err := db.eachStoreCount(ctx, `SELECT i.store_code, count(*), count(r.id) FROM invitations i
+		LEFT JOIN responses r ON r.invitation_id = i.id WHERE i.sent_at >= ? GROUP BY i.store_code`,
+		since30.UTC().Unix(), func(code string, sent, answered int) {
+			s := out[code]
+			s.Sent30, s.Answered30 = sent, answered
+			out[code] = s
+		})
+	return out, err
+}
+
+func (db *DB) eachStoreCount(ctx context.Context, query string, arg int64, fn func(code string, a, b int)) error {
+	rows, err := db.read.QueryContext(ctx, query, arg)
 	if err != nil {
-		return nil, fmt.Errorf("due times: %w", err)
+		return fmt.Errorf("store survey stats: %w", err)
 	}
 	defer rows.Close()
-	var out []time.Time
 	for rows.Next() {
-		var t int64
-		if err := rows.Scan(&t); err != nil {
-			return nil, fmt.Errorf("due times: %w", err)
+		var code string
+		var a, b int
+		if err := rows.Scan(&code, &a, &b); err != nil {
+			return fmt.Errorf("store survey stats: %w", err)
 		}
-		out = append(out, time.Unix(t, 0).UTC())
+		fn(code, a, b)
+	}
+	return rows.Err()
+}
+
+// Reasons classifies the receipts bought in [from, to) by why they would
+// or would not be surveyed: anonymous, return, unknown_customer,
+// no_email, no_consent, already_invited, too_old (bought before
+// maxAgeCut), suppressed, cooldown (the email got a survey at or after
+// cooldownSince), or eligible.
+func (db *DB) Reasons(ctx context.Context, from, to, maxAgeCut, cooldownSince time.Time) (map[string]int, error) {
+	rows, err := db.read.QueryContext(ctx, `
+		WITH r AS (
+			SELECT store_code, receipt, min(at) AS at, customer_code AS cc, min(qty_milli) AS minq
+			FROM purchase_lines WHERE at >= ? AND at < ? GROUP BY store_code, receipt)
+		SELECT CASE
+			WHEN r.cc = '' THEN 'anonymous'
+			WHEN r.minq < 0 THEN 'return'
+			WHEN c.code IS NULL THEN 'unknown_customer'
+			WHEN c.email IS NULL THEN 'no_email'
+			WHEN c.consent = 0 THEN 'no_consent'
+			WHEN EXISTS (SELECT 1 FROM invitations i WHERE i.store_code = r.store_code AND i.receipt = r.receipt) THEN 'already_invited'
+			WHEN r.at < ? THEN 'too_old'
+			WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.email = c.email) THEN 'suppressed'
+			WHEN EXISTS (SELECT 1 FROM invitations i WHERE i.email = c.email AND i.planned_at >= ?) THEN 'cooldown'
+			ELSE 'eligible' END AS reason, count(*)
+		FROM r LEFT JOIN customers c ON c.code = r.cc GROUP BY reason`,
+		from.UTC().Unix(), to.UTC().Unix(), maxAgeCut.UTC().Unix(), cooldownSince.UTC().Unix())
+	if err != nil {
+		return nil, fmt.Errorf("plan reasons: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var reason string
+		var n int
+		if err := rows.Scan(&reason, &n); err != nil {
+			return nil, fmt.Errorf("plan reasons: %w", err)
+		}
+		out[reason] = n
 	}
 	return out, rows.Err()
 }

@@ -125,6 +125,16 @@ func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, erro
 	return ok, nil
 }
 
+// AddPromoCode adds a promo code from 1C's file, unless it is known.
+func (b *Batch) AddPromoCode(ctx context.Context, code string) (bool, error) {
+	ok, err := b.exec(ctx, `INSERT INTO promo_codes (code, origin, added_at) VALUES (?, 'file', ?) ON CONFLICT DO NOTHING`,
+		code, b.db.now())
+	if err != nil {
+		return false, fmt.Errorf("add promo code: %w", err)
+	}
+	return ok, nil
+}
+
 // AddReject records a row that could not be loaded.
 func (b *Batch) AddReject(ctx context.Context, line int, field, reason string) error {
 	if _, err := b.exec(ctx, `INSERT INTO rejects (file_id, line, field, reason) VALUES (?, ?, ?, ?)`,

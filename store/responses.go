@@ -53,6 +53,9 @@ type Response struct {
 	NPS      *int // 0..10, nil if not given
 	Comment  string
 	Feedback []Feedback
+	// ThanksWithin, if set, queues a thank-you with a promo code, to be
+	// sent at once and dropped if it cannot go out within this time.
+	ThanksWithin time.Duration
 }
 
 // AddResponse stores the answer for a token. It returns ErrNotFound for an
@@ -62,9 +65,9 @@ func (db *DB) AddResponse(ctx context.Context, token string, r Response) (int64,
 	var id int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var invID int64
-		var status, store string
-		err := tx.QueryRowContext(ctx, `SELECT id, status, store_code FROM invitations WHERE token = ?`, token).
-			Scan(&invID, &status, &store)
+		var status, store, email string
+		err := tx.QueryRowContext(ctx, `SELECT id, status, store_code, email FROM invitations WHERE token = ?`, token).
+			Scan(&invID, &status, &store, &email)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -95,6 +98,12 @@ func (db *DB) AddResponse(ctx context.Context, token string, r Response) (int64,
 				VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, f.Category, f.Tone); err != nil {
 				return err
 			}
+		}
+		if r.ThanksWithin > 0 && email != "" {
+			now := db.Now()
+			_, err := addMessage(ctx, tx, NewMessage{Kind: KindThanks, InvitationID: invID, Email: email,
+				DueAt: now, Expires: now.Add(r.ThanksWithin)}, now.UTC().Unix())
+			return err
 		}
 		return nil
 	})

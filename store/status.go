@@ -34,9 +34,21 @@ type Status struct {
 		Unknown int64 `json:"unknown"`
 		Expired int64 `json:"expired"`
 	} `json:"invitations"`
-	Responses  int64 `json:"responses"`
-	Suppressed int64 `json:"suppressed"`
-	LastRuns   []Run `json:"last_runs"`
+	// Messages counts reminders, thank-yous and alerts by status, like
+	// invitations.
+	Messages struct {
+		Planned int64 `json:"planned"`
+		Sending int64 `json:"sending"`
+		Sent    int64 `json:"sent"`
+		Failed  int64 `json:"failed"`
+		Bounced int64 `json:"bounced"`
+		Unknown int64 `json:"unknown"`
+		Expired int64 `json:"expired"`
+	} `json:"messages"`
+	PromoCodesIssued int64 `json:"promo_codes_issued"`
+	Responses        int64 `json:"responses"`
+	Suppressed       int64 `json:"suppressed"`
+	LastRuns         []Run `json:"last_runs"`
 }
 
 // Run is one recorded run of a job.
@@ -70,6 +82,7 @@ func (db *DB) Status(ctx context.Context) (Status, error) {
 		{&s.PurchaseLines, `SELECT count(*) FROM purchase_lines`},
 		{&s.Responses, `SELECT count(*) FROM responses`},
 		{&s.Suppressed, `SELECT count(*) FROM suppressions`},
+		{&s.PromoCodesIssued, `SELECT count(*) FROM promo_codes WHERE issued_at IS NOT NULL`},
 	}
 	for _, c := range counts {
 		if err := q(c.dst, c.query); err != nil {
@@ -104,6 +117,13 @@ func (db *DB) Status(ctx context.Context) (Status, error) {
 	if err := byStatus(`SELECT status, count(*) FROM invitations GROUP BY status`, map[string]*int64{
 		InvPlanned: &inv.Planned, InvSending: &inv.Sending, InvSent: &inv.Sent, InvFailed: &inv.Failed,
 		InvBounced: &inv.Bounced, InvUnknown: &inv.Unknown, InvExpired: &inv.Expired,
+	}); err != nil {
+		return s, err
+	}
+	m := &s.Messages
+	if err := byStatus(`SELECT status, count(*) FROM messages GROUP BY status`, map[string]*int64{
+		InvPlanned: &m.Planned, InvSending: &m.Sending, InvSent: &m.Sent, InvFailed: &m.Failed,
+		InvBounced: &m.Bounced, InvUnknown: &m.Unknown, InvExpired: &m.Expired,
 	}); err != nil {
 		return s, err
 	}

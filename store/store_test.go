@@ -86,7 +86,7 @@ func TestAddResponse_Once(t *testing.T) {
 	if err != nil || len(out) != 1 {
 		t.Fatalf("claim: %v %v", out, err)
 	}
-	if err := db.MarkSent(ctx, out[0].ID, "<id@x>"); err != nil {
+	if err := db.MarkSent(ctx, out[0], "<id@x>"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.AddResponse(ctx, "tok", store.Response{Rating: 4, Feedback: []store.Feedback{{Category: "service", Tone: "positive"}}}); err != nil {

@@ -41,9 +41,23 @@ const (
 	maxComment = 2000 // runes
 )
 
+// Options configure the survey site.
+type Options struct {
+	// Pages is a folder of page templates that override the built-in
+	// ones file by file; "" uses the built-in set.
+	Pages string
+	// Zone is used for stores without a time zone.
+	Zone *time.Location
+	Log  *slog.Logger
+	// ThanksWithin, if set, queues a thank-you with a promo code for each
+	// answer, dropped if it cannot be sent within this time.
+	ThanksWithin time.Duration
+}
+
 // Handler serves the survey site.
 type Handler struct {
 	db    *store.DB
+	opts  Options
 	pages *template.Template
 	zone  *time.Location
 	log   *slog.Logger
@@ -51,18 +65,21 @@ type Handler struct {
 	next  http.Handler // mux behind cross-origin protection
 }
 
-// New returns the survey site's handler. Page templates in dir override
-// the built-in ones file by file; dir "" uses the built-in set. zone is
-// used for stores without a time zone.
-func New(db *store.DB, dir string, zone *time.Location, log *slog.Logger) (*Handler, error) {
-	pages, err := LoadPages(dir)
+// New returns the survey site's handler.
+func New(db *store.DB, o Options) (*Handler, error) {
+	pages, err := LoadPages(o.Pages)
 	if err != nil {
 		return nil, err
 	}
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{db: db, pages: pages, zone: zone, log: log.With("component", "survey"), mux: http.NewServeMux()}
+	zone := o.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	h := &Handler{db: db, opts: o, pages: pages, zone: zone, log: log.With("component", "survey"), mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /s/{token}", h.showSurvey)
 	h.mux.HandleFunc("POST /s/{token}", h.postSurvey)
 	h.mux.HandleFunc("GET /u/{token}", h.showUnsubscribe)
@@ -216,6 +233,7 @@ func (h *Handler) postSurvey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, good, bad, problem := parseAnswer(r)
+	resp.ThanksWithin = h.opts.ThanksWithin
 	if problem != "" {
 		p := h.page(s, r)
 		nps := -1

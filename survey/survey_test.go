@@ -38,10 +38,10 @@ func sent(tb testing.TB, token string) (*store.DB, *httptest.Server) {
 	if err != nil || len(out) != 1 {
 		tb.Fatalf("claim: %v %v", out, err)
 	}
-	if err := db.MarkSent(ctx, out[0].ID, "<x@example.ru>"); err != nil {
+	if err := db.MarkSent(ctx, out[0], "<x@example.ru>"); err != nil {
 		tb.Fatal(err)
 	}
-	h, err := survey.New(db, "", time.UTC, nil)
+	h, err := survey.New(db, survey.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/otklik/otklik/etl"
 	"github.com/otklik/otklik/mailer"
 	"github.com/otklik/otklik/store"
+	"github.com/otklik/otklik/survey"
 )
 
 // app is a configuration with the parts built from it.
@@ -182,10 +183,14 @@ func (a *app) ingester() *etl.Ingester {
 
 func (a *app) planner() *mailer.Planner {
 	w, _ := mailer.ParseWindow(a.cfg.Survey.Window) // validated with the config
+	s := a.cfg.Survey
 	return &mailer.Planner{
 		DB: a.db, Zone: a.loc, Window: w, Log: a.log,
-		MaxAge:   time.Duration(a.cfg.Survey.MaxAgeDays) * 24 * time.Hour,
-		Cooldown: time.Duration(a.cfg.Survey.CooldownDays) * 24 * time.Hour,
+		MaxAge:        time.Duration(s.MaxAgeDays) * 24 * time.Hour,
+		Cooldown:      time.Duration(s.CooldownDays) * 24 * time.Hour,
+		ReminderAfter: time.Duration(s.ReminderDays) * 24 * time.Hour,
+		Sampling: mailer.Sampling{Targets: s.Sampling.Targets, DefaultTarget: s.Sampling.DefaultTarget,
+			PriorRate: s.Sampling.PriorResponseRate},
 	}
 }
 
@@ -206,15 +211,33 @@ func (a *app) smtpSender() (*mailer.SMTPSender, error) {
 	}), nil
 }
 
-func (a *app) dispatcher(sender mailer.Sender, t *mailer.Templates) (*mailer.Dispatcher, error) {
-	from, err := mailer.ParseAddress(a.cfg.SMTP.From)
+// dispatcher builds the outbox sender: max_conns SMTP connections,
+// rate limits and DKIM from the config.
+func (a *app) dispatcher(t *mailer.Templates) (*mailer.Dispatcher, error) {
+	c := a.cfg.SMTP
+	from, err := mailer.ParseAddress(c.From)
 	if err != nil {
 		return nil, &ConfigError{File: a.cfg.path, Key: "smtp.from", Msg: err.Error()}
 	}
-	return &mailer.Dispatcher{
-		DB: a.db, Sender: sender, Templates: t, From: from,
-		BaseURL: a.cfg.Survey.BaseURL, Zone: a.loc, Log: a.log,
-	}, nil
+	if _, err := a.smtpSender(); err != nil { // the password must be readable
+		return nil, err
+	}
+	d := &mailer.Dispatcher{
+		DB: a.db, Templates: t, From: from, BaseURL: a.cfg.Survey.BaseURL, Zone: a.loc, Log: a.log,
+		NewSender: func() mailer.Sender {
+			s, _ := a.smtpSender()
+			return s
+		},
+		Conns: c.MaxConns, PerSecond: c.RatePerSec, PerHour: c.MaxPerHour, UnsubscribeMailto: c.UnsubscribeMailto,
+	}
+	if c.DKIM.KeyFile != "" {
+		key, err := mailer.LoadDKIMKey(c.DKIM.KeyFile)
+		if err != nil {
+			return nil, &ConfigError{File: a.cfg.path, Key: "smtp.dkim.key_file", Msg: err.Error()}
+		}
+		d.DKIM = &mailer.DKIM{Domain: c.DKIM.Domain, Selector: c.DKIM.Selector, Key: key}
+	}
+	return d, nil
 }
 
 // job runs one step and records its outcome for status.
@@ -228,4 +251,17 @@ func (a *app) job(ctx context.Context, name string, fn func(context.Context) (st
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
+}
+
+// surveyHandler builds the survey site from the config.
+func (a *app) surveyHandler() (*survey.Handler, error) {
+	o := survey.Options{Pages: a.cfg.Survey.Pages, Zone: a.loc, Log: a.log}
+	if *a.cfg.Survey.ThankYou {
+		o.ThanksWithin = 3 * 24 * time.Hour
+	}
+	h, err := survey.New(a.db, o)
+	if err != nil {
+		return nil, &ConfigError{File: a.cfg.path, Key: "survey.pages", Msg: err.Error()}
+	}
+	return h, nil
 }

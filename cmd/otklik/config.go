@@ -98,6 +98,19 @@ type SMTPConfig struct {
 	PasswordEnv  string   `yaml:"password_env"`
 	PasswordFile string   `yaml:"password_file"`
 	Timeout      Duration `yaml:"timeout"`
+	MaxConns     int      `yaml:"max_conns"`
+	RatePerSec   float64  `yaml:"rate_per_sec"`
+	MaxPerHour   int      `yaml:"max_per_hour"`
+	// UnsubscribeMailto is offered in List-Unsubscribe besides the link.
+	UnsubscribeMailto string     `yaml:"unsubscribe_mailto"`
+	DKIM              DKIMConfig `yaml:"dkim"`
+}
+
+// DKIMConfig signs outgoing mail.
+type DKIMConfig struct {
+	Domain   string `yaml:"domain"`
+	Selector string `yaml:"selector"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // SurveyConfig sets who is surveyed, when, and where the page lives.
@@ -108,6 +121,19 @@ type SurveyConfig struct {
 	CooldownDays int    `yaml:"cooldown_days"`
 	Window       string `yaml:"window"`
 	Pages        string `yaml:"pages"`
+	// ReminderDays: one reminder this many days after an unanswered
+	// invitation; 0 sends none.
+	ReminderDays int `yaml:"reminder_days"`
+	// ThankYou sends a thank-you with a promo code after an answer.
+	ThankYou *bool          `yaml:"thank_you"`
+	Sampling SamplingConfig `yaml:"sampling"`
+}
+
+// SamplingConfig sets monthly targets of answers per store.
+type SamplingConfig struct {
+	Targets           map[string]int `yaml:"targets"`
+	DefaultTarget     int            `yaml:"default_target"`
+	PriorResponseRate float64        `yaml:"prior_response_rate"`
 }
 
 // ScheduleConfig holds cron expressions in the configured time zone.
@@ -295,6 +321,16 @@ func (c *Config) defaults() {
 	if c.SMTP.Timeout == 0 {
 		c.SMTP.Timeout = Duration(60 * time.Second)
 	}
+	if c.SMTP.MaxConns == 0 {
+		c.SMTP.MaxConns = 4
+	}
+	if c.Survey.ThankYou == nil {
+		yes := true
+		c.Survey.ThankYou = &yes
+	}
+	if c.Survey.Sampling.PriorResponseRate == 0 {
+		c.Survey.Sampling.PriorResponseRate = 0.15
+	}
 	if c.Survey.MaxAgeDays == 0 {
 		c.Survey.MaxAgeDays = 3
 	}
@@ -339,6 +375,7 @@ func (c *Config) defaults() {
 	abs(&c.Templates)
 	abs(&c.Survey.Pages)
 	abs(&c.SMTP.PasswordFile)
+	abs(&c.SMTP.DKIM.KeyFile)
 	for i := range c.Sources {
 		s := &c.Sources[i]
 		if s.Type == "local" {
@@ -469,6 +506,29 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return bad("smtp.tls", "%q is not one of starttls, implicit, none", c.SMTP.TLS)
+	}
+	if c.SMTP.MaxConns < 1 || c.SMTP.MaxConns > 64 {
+		return bad("smtp.max_conns", "must be between 1 and 64")
+	}
+	if c.SMTP.RatePerSec < 0 {
+		return bad("smtp.rate_per_sec", "must not be negative")
+	}
+	if c.SMTP.MaxPerHour < 0 {
+		return bad("smtp.max_per_hour", "must not be negative")
+	}
+	if d := c.SMTP.DKIM; d != (DKIMConfig{}) && (d.Domain == "" || d.Selector == "" || d.KeyFile == "") {
+		return bad("smtp.dkim", "domain, selector and key_file are all needed")
+	}
+	if c.Survey.ReminderDays < 0 {
+		return bad("survey.reminder_days", "must not be negative")
+	}
+	if r := c.Survey.Sampling.PriorResponseRate; r <= 0 || r > 1 {
+		return bad("survey.sampling.prior_response_rate", "must be a share between 0 and 1, like 0.15")
+	}
+	for code, n := range c.Survey.Sampling.Targets {
+		if n < 0 {
+			return bad("survey.sampling.targets", "store %q: a target must not be negative", code)
+		}
 	}
 	if c.SMTP.User != "" && c.SMTP.PasswordEnv == "" && c.SMTP.PasswordFile == "" {
 		return bad("smtp.user", "a user needs password_env or password_file")

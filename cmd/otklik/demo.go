@@ -22,7 +22,6 @@ import (
 	"github.com/otklik/otklik/mailer"
 	"github.com/otklik/otklik/mailer/inbox"
 	"github.com/otklik/otklik/reports"
-	"github.com/otklik/otklik/survey"
 )
 
 const demoConfig = `# Written by "otklik demo". Paths are relative to this file.
@@ -46,6 +45,7 @@ survey:
   max_age_days: 3
   cooldown_days: 30
   window: "10:00-20:00"
+  reminder_days: 2
 reports:
   dir: reports
   managers:
@@ -156,7 +156,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	}
 	say("   re-delivered and overlapping exports: %s", ingestLine(res))
 
-	pres, err := a.plan(ctx)
+	pres, err := a.plan(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -166,37 +166,14 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sender, err := a.smtpSender()
+	sent, err := a.demoSendDue(ctx, t)
 	if err != nil {
 		return err
-	}
-	defer sender.Close()
-	// Simulate the next morning: step the clock to each time an
-	// invitation falls due (the window opens at different instants in
-	// each time zone) and send what is due then.
-	dues, err := a.db.DueTimes(ctx)
-	if err != nil {
-		return err
-	}
-	var sent mailer.SendResult
-	for _, due := range dues {
-		a.db.Now = func() time.Time { return due }
-		r, err := a.send(ctx, sender, t)
-		if err != nil {
-			return err
-		}
-		sent.Sent += r.Sent
-		sent.Bounced += r.Bounced
-		sent.Failed += r.Failed + r.Unknown
 	}
 	say("4. send: %d invitations sent inside each store's 10:00-20:00 window (clock simulated), %d refused by the server and suppressed, %d failed; saved as .eml in %s",
 		sent.Sent, sent.Bounced, sent.Failed, filepath.Join(dir, "mail"))
 
-	if len(dues) > 0 {
-		last := dues[len(dues)-1].Add(2 * time.Hour)
-		a.db.Now = func() time.Time { return last }
-	}
-	h, err := survey.New(a.db, "", a.loc, a.log)
+	h, err := a.surveyHandler()
 	if err != nil {
 		return err
 	}
@@ -208,6 +185,28 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	say("5. survey: %d customers answered through the survey page at %s, %d unsubscribed in one click", answered, base, unsubscribed)
+	thanks, err := a.send(ctx, t)
+	if err != nil {
+		return err
+	}
+	// Two days later, those who did not answer get one reminder.
+	later := a.db.Now().Add(2*24*time.Hour + time.Hour)
+	a.db.Now = func() time.Time { return later }
+	pres, err = a.plan(ctx, false)
+	if err != nil {
+		return err
+	}
+	reminded, err := a.demoSendDue(ctx, t)
+	if err != nil {
+		return err
+	}
+	say("   %d thank-you emails with a promo code; two days later %d reminders planned, %d sent", thanks.Sent, pres.Reminders, reminded.Sent)
+
+	sender, err := a.smtpSender()
+	if err != nil {
+		return err
+	}
+	defer sender.Close()
 
 	month := reports.Month(a.db.Now(), a.loc)
 	path, err := a.report(ctx, month, "", sender, t)
@@ -337,4 +336,36 @@ func redeliver(dir string, files []string) error {
 	}
 	_, body, _ := strings.Cut(string(last), "\r\n") // without its header
 	return os.WriteFile(filepath.Join(dir, "purchases_2days.csv"), append(prev, body...), 0o644)
+}
+
+// demoSendDue simulates the clock moving on: it steps to each time a
+// piece of mail falls due (the window opens at different instants in
+// each time zone), sends what is due then, and leaves the clock two hours
+// after the last.
+func (a *app) demoSendDue(ctx context.Context, t *mailer.Templates) (mailer.SendResult, error) {
+	var sent mailer.SendResult
+	dues, err := a.db.DueTimes(ctx)
+	if err != nil {
+		return sent, err
+	}
+	for _, due := range dues {
+		if due.Before(a.db.Now()) {
+			continue // due already: sent at the current time below
+		}
+		a.db.Now = func() time.Time { return due }
+		r, err := a.send(ctx, t)
+		if err != nil {
+			return sent, err
+		}
+		sent.Sent += r.Sent
+		sent.Bounced += r.Bounced
+		sent.Failed += r.Failed + r.Unknown
+	}
+	if len(dues) > 0 {
+		last := dues[len(dues)-1].Add(2 * time.Hour)
+		if last.After(a.db.Now()) {
+			a.db.Now = func() time.Time { return last }
+		}
+	}
+	return sent, nil
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/otklik/otklik/mailer"
 	"github.com/otklik/otklik/reports"
-	"github.com/otklik/otklik/survey"
 	"github.com/robfig/cron/v3"
 )
 
@@ -32,7 +31,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &ConfigError{File: a.cfg.path, Key: "templates", Msg: err.Error()}
 	}
-	h, err := survey.New(a.db, a.cfg.Survey.Pages, a.loc, a.log)
+	h, err := a.surveyHandler()
 	if err != nil {
 		return &ConfigError{File: a.cfg.path, Key: "survey.pages", Msg: err.Error()}
 	}
@@ -138,19 +137,14 @@ func (a *app) jobs(t *mailer.Templates) []*scheduled {
 			if _, err := a.ingest(ctx, "", nil); err != nil {
 				return err
 			}
-			_, err := a.plan(ctx)
+			_, err := a.plan(ctx, false)
 			return err
 		}},
 		{name: "send", spec: s.Send, log: a.log, fn: func(ctx context.Context) error {
-			if _, err := a.plan(ctx); err != nil {
+			if _, err := a.plan(ctx, false); err != nil {
 				return err
 			}
-			sender, err := a.smtpSender()
-			if err != nil {
-				return err
-			}
-			defer sender.Close()
-			_, err = a.send(ctx, sender, t)
+			_, err := a.send(ctx, t)
 			return err
 		}},
 		{name: "report", spec: s.Report, log: a.log, fn: func(ctx context.Context) error {

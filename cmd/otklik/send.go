@@ -21,20 +21,15 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &ConfigError{File: a.cfg.path, Key: "templates", Msg: err.Error()}
 	}
-	sender, err := a.smtpSender()
-	if err != nil {
-		return err
-	}
-	defer sender.Close()
-	res, err := a.send(ctx, sender, t)
+	res, err := a.send(ctx, t)
 	fmt.Fprintln(e.stdout, sendLine(res))
 	return err
 }
 
-func (a *app) send(ctx context.Context, sender mailer.Sender, t *mailer.Templates) (mailer.SendResult, error) {
+func (a *app) send(ctx context.Context, t *mailer.Templates) (mailer.SendResult, error) {
 	var res mailer.SendResult
 	err := a.job(ctx, "send", func(ctx context.Context) (string, error) {
-		d, err := a.dispatcher(sender, t)
+		d, err := a.dispatcher(t)
 		if err != nil {
 			return "", err
 		}
@@ -45,6 +40,6 @@ func (a *app) send(ctx context.Context, sender mailer.Sender, t *mailer.Template
 }
 
 func sendLine(r mailer.SendResult) string {
-	return fmt.Sprintf("invitations: %d sent, %d to retry, %d bounced, %d failed, %d unknown, %d expired",
+	return fmt.Sprintf("mail: %d sent, %d to retry, %d bounced, %d failed, %d unknown, %d expired",
 		r.Sent, r.Retry, r.Bounced, r.Failed, r.Unknown, r.Expired)
 }

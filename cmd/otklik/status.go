@@ -38,7 +38,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	i := s.Invitations
 	fmt.Fprintf(w, "invitations\t%d planned, %d sent, %d failed, %d bounced, %d unknown, %d expired\n",
 		i.Planned, i.Sent, i.Failed, i.Bounced, i.Unknown, i.Expired)
-	fmt.Fprintf(w, "answers\t%d responses, %d suppressed addresses\n", s.Responses, s.Suppressed)
+	m := s.Messages
+	fmt.Fprintf(w, "follow-ups\t%d planned, %d sent, %d failed, %d bounced, %d unknown, %d expired (reminders, thank-yous, alerts)\n",
+		m.Planned, m.Sent, m.Failed, m.Bounced, m.Unknown, m.Expired)
+	fmt.Fprintf(w, "answers\t%d responses, %d promo codes issued, %d suppressed addresses\n", s.Responses, s.PromoCodesIssued, s.Suppressed)
 	for _, r := range s.LastRuns {
 		outcome := "ok"
 		if !r.OK {

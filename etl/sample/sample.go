@@ -181,6 +181,21 @@ func Write(dir string, o Options) (Summary, error) {
 	sum.Files = append(sum.Files, name)
 	sum.Customers = o.Customers
 
+	// Promo codes 1C issued for thank-you emails; when they run out,
+	// otklik generates its own.
+	name = "promo_" + stamp + ".csv"
+	err = writeCSV(filepath.Join(dir, name), func(w *csv.Writer) error {
+		w.Write([]string{"Промокод", "Скидка"})
+		for i := range 20 {
+			w.Write([]string{fmt.Sprintf("HOFF-%s-%03d", stamp[2:6], i+1), "10%"})
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	sum.Files = append(sum.Files, name)
+
 	for d := o.Days; d >= 1; d-- {
 		day := o.Now.AddDate(0, 0, -d)
 		name := "purchases_" + day.Format("20060102") + ".csv"

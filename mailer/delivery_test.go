@@ -1,0 +1,452 @@
+package mailer_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+	"github.com/otklik/otklik/mailer"
+	"github.com/otklik/otklik/mailer/inbox"
+	"github.com/otklik/otklik/store"
+)
+
+// fakeSMTP is a scripted SMTP server: act is asked what to do at each
+// step of each session ("greet", "rcpt", "data", "dot") and may answer
+// with a reply line to send instead of the normal one, "drop" to close
+// the connection, or "stall" to stop answering.
+type fakeSMTP struct {
+	ln       net.Listener
+	mu       sync.Mutex
+	act      func(step string, session int) string
+	sessions int
+	accepted int
+}
+
+func startFake(t *testing.T, act func(step string, session int) string) *fakeSMTP {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeSMTP{ln: ln, act: act}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.sessions++
+			n := f.sessions
+			f.mu.Unlock()
+			go f.serve(c, n)
+		}
+	}()
+	return f
+}
+
+func (f *fakeSMTP) serve(c net.Conn, session int) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	say := func(step, normal string) bool {
+		switch a := f.act(step, session); a {
+		case "":
+			fmt.Fprintf(c, "%s\r\n", normal)
+		case "drop":
+			return false
+		case "stall":
+			time.Sleep(time.Hour)
+			return false
+		default:
+			fmt.Fprintf(c, "%s\r\n", a)
+			return a[0] == '2' || a[0] == '3'
+		}
+		return true
+	}
+	if !say("greet", "220 fake ESMTP") {
+		return
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
+		switch cmd {
+		case "EHLO", "HELO":
+			fmt.Fprintf(c, "250-fake\r\n250 8BITMIME\r\n")
+		case "MAIL":
+			fmt.Fprintf(c, "250 ok\r\n")
+		case "RCPT":
+			say("rcpt", "250 ok")
+		case "DATA":
+			if !say("data", "354 go ahead") {
+				continue
+			}
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			if say("dot", "250 queued") {
+				f.mu.Lock()
+				f.accepted++
+				f.mu.Unlock()
+			}
+		case "RSET", "NOOP":
+			fmt.Fprintf(c, "250 ok\r\n")
+		case "QUIT":
+			fmt.Fprintf(c, "221 bye\r\n")
+			return
+		default:
+			fmt.Fprintf(c, "502 no\r\n")
+		}
+	}
+}
+
+func TestDispatcher_FaultyServer(t *testing.T) {
+	for _, tc := range []struct {
+		name, step, reply string
+		want              func(mailer.SendResult) bool
+		wantStatus        string
+	}{
+		{"421 at greeting", "greet", "421 4.3.2 try later", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
+		{"451 after data", "dot", "451 4.3.0 local error", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
+		{"550 recipient", "rcpt", "550 5.1.1 no such user", func(r mailer.SendResult) bool { return r.Bounced == 1 }, "bounced"},
+		{"554 after data", "dot", "554 5.7.1 rejected as spam", func(r mailer.SendResult) bool { return r.Failed == 1 }, "failed"},
+		{"drop before data", "data", "drop", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
+		{"drop after the final dot", "dot", "drop", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
+		{"stall after the final dot", "dot", "stall", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
+		{"stall at greeting", "greet", "stall", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startFake(t, func(step string, session int) string {
+				if step == tc.step && session == 1 {
+					return tc.reply
+				}
+				return ""
+			})
+			f := planned(t, 1)
+			s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 300 * time.Millisecond})
+			start := time.Now()
+			res, err := f.dispatcher(t, s).Send(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.want(res) {
+				t.Fatalf("res = %+v", res)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("took %v", time.Since(start))
+			}
+			st, _ := f.db.Status(context.Background())
+			got := map[string]int64{"planned": st.Invitations.Planned, "bounced": st.Invitations.Bounced,
+				"failed": st.Invitations.Failed, "unknown": st.Invitations.Unknown}[tc.wantStatus]
+			if got != 1 {
+				t.Fatalf("%s = %d, want 1 (%+v)", tc.wantStatus, got, st.Invitations)
+			}
+			// Mail whose fate is unknown is never sent again; a retry is.
+			f.now = f.now.Add(3 * time.Hour)
+			res, err = f.dispatcher(t, s).Send(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRetry := 0
+			if tc.wantStatus == "planned" {
+				wantRetry = 1
+			}
+			if res.Sent != wantRetry {
+				t.Fatalf("second run sent %d, want %d", res.Sent, wantRetry)
+			}
+		})
+	}
+}
+
+func TestDispatcher_PoolSendsEachOnce(t *testing.T) {
+	box := startInbox(t, inbox.Options{})
+	f := planned(t, 26)
+	d := f.dispatcher(t, nil)
+	d.NewSender = func() mailer.Sender {
+		return mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	}
+	d.Conns, d.Batch = 4, 5
+	res, err := d.Send(context.Background())
+	if err != nil || res.Sent != 26 {
+		t.Fatalf("res = %+v %v", res, err)
+	}
+	seen := map[string]int{}
+	for _, m := range box.Messages() {
+		seen[m.To[0]]++
+	}
+	if len(seen) != 26 {
+		t.Fatalf("%d recipients, want 26", len(seen))
+	}
+	for to, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s got %d messages", to, n)
+		}
+	}
+}
+
+func TestDispatcher_HourlyCapPutsBackTheRest(t *testing.T) {
+	box := startInbox(t, inbox.Options{})
+	f := planned(t, 5)
+	d := f.dispatcher(t, mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second}))
+	d.PerHour = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	res, _ := d.Send(ctx)
+	if res.Sent != 3 || len(box.Messages()) != 3 {
+		t.Fatalf("sent %d (inbox %d), want the cap of 3", res.Sent, len(box.Messages()))
+	}
+	st, _ := f.db.Status(context.Background())
+	if st.Invitations.Planned != 2 || st.Invitations.Sending != 0 {
+		t.Fatalf("invitations = %+v, want the 2 over the cap back in planned", st.Invitations)
+	}
+}
+
+func TestDKIM_SignVerify(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	k := &mailer.DKIM{Domain: "example.ru", Selector: "otklik", Key: priv}
+	msg, _, err := mailer.Compose(mailer.Message{From: mustAddr(t, "Магазин <noreply@example.ru>"), To: []*mailAddr{{Address: "a@example.ru"}},
+		Subject: "Оцените покупку", Text: "текст", HTML: "<p>текст</p>", Unsubscribe: "https://x/u/t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := k.Sign(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+	vs, err := dkim.VerifyWithOptions(strings.NewReader(string(signed)), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if domain != "otklik._domainkey.example.ru" {
+				return nil, fmt.Errorf("unexpected lookup %s", domain)
+			}
+			return []string{record}, nil
+		},
+	})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil {
+		t.Fatalf("verify: %v %+v", err, vs)
+	}
+	for _, h := range []string{"list-unsubscribe", "list-unsubscribe-post", "subject", "from"} {
+		if !containsFold(vs[0].HeaderKeys, h) {
+			t.Errorf("%s is not signed: %v", h, vs[0].HeaderKeys)
+		}
+	}
+}
+
+func containsFold(xs []string, s string) bool {
+	for _, x := range xs {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPlanner_SamplingTarget(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t) // 2 November: 29 days left in the month
+	var cs []store.Customer
+	var ls []store.PurchaseLine
+	for i := range 100 {
+		code := fmt.Sprint("c", i)
+		cs = append(cs, store.Customer{Code: code, Email: code + "@example.ru", Consent: true})
+		ls = append(ls, store.PurchaseLine{StoreCode: "MSK", Receipt: code, At: f.now.Add(-20 * time.Hour), CustomerCode: code})
+	}
+	cs = append(cs, store.Customer{Code: "v0", Email: "v0@example.ru", Consent: true})
+	ls = append(ls, store.PurchaseLine{StoreCode: "VVO", Receipt: "v", At: f.now.Add(-20 * time.Hour), CustomerCode: "v0"})
+	f.load(t, cs, ls)
+	p := f.planner()
+	p.Sampling = mailer.Sampling{Targets: map[string]int{"MSK": 87}, PriorRate: 0.15, Rand: mrand.New(mrand.NewPCG(1, 2))}
+	// Moscow: 87 answers / 29 days / 0.15 = 20 invitations today.
+	res, err := p.Plan(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msk := 0
+	for _, in := range res.Invitations {
+		if in.StoreCode == "MSK" {
+			msk++
+		}
+	}
+	if msk != 20 || res.NotSampled != 80 {
+		t.Fatalf("Moscow invitations = %d, not sampled %d; want 20 and 80", msk, res.NotSampled)
+	}
+	// Vladivostok has no target: its receipt is invited too.
+	if res, err = p.Plan(ctx, false); err != nil || res.Planned != 21 {
+		t.Fatalf("plan: %+v %v", res, err)
+	}
+	// The same day again: today's share is planned already.
+	if res, err = p.Plan(ctx, false); err != nil || res.Planned != 0 {
+		t.Fatalf("second plan the same day: %+v %v", res, err)
+	}
+}
+
+func TestPlanner_DryRunReasons(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	y := f.now.Add(-20 * time.Hour)
+	f.load(t, []store.Customer{
+		{Code: "ok", Email: "ok@example.ru", Consent: true},
+		{Code: "no", Email: "no@example.ru"},
+		{Code: "old", Email: "old@example.ru", Consent: true},
+	}, []store.PurchaseLine{
+		{StoreCode: "MSK", Receipt: "1", At: y, CustomerCode: "ok"},
+		{StoreCode: "MSK", Receipt: "2", At: y, CustomerCode: "no"},
+		{StoreCode: "MSK", Receipt: "3", At: y},
+		{StoreCode: "MSK", Receipt: "4", At: y, CustomerCode: "ok", QtyMilli: -1000, SumKop: -100},
+		{StoreCode: "MSK", Receipt: "5", At: f.now.AddDate(0, 0, -5), CustomerCode: "old"},
+		{StoreCode: "MSK", Receipt: "6", At: y, CustomerCode: "ghost"},
+	})
+	res, err := f.planner().Plan(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"eligible": 1, "no_consent": 1, "anonymous": 1, "return": 1, "too_old": 1, "unknown_customer": 1}
+	if fmt.Sprint(res.Reasons) != fmt.Sprint(want) || res.Planned != 1 {
+		t.Fatalf("reasons = %v, planned %d; want %v and 1", res.Reasons, res.Planned, want)
+	}
+	if st, _ := f.db.Status(ctx); st.Invitations.Planned != 0 {
+		t.Fatal("a dry run planned invitations")
+	}
+}
+
+func TestReminderAndThanks(t *testing.T) {
+	ctx := context.Background()
+	box := startInbox(t, inbox.Options{})
+	f := planned(t, 2) // a and b, 10:00 Moscow on 2 November
+	p := f.planner()
+	p.ReminderAfter = 3 * 24 * time.Hour
+	sender := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	defer sender.Close()
+	if res, err := f.dispatcher(t, sender).Send(ctx); err != nil || res.Sent != 2 {
+		t.Fatalf("invitations: %+v %v", res, err)
+	}
+	// a answers: a thank-you with a promo code from 1C's file.
+	b, _ := f.db.BeginBatch(ctx, 0)
+	b.AddPromoCode(ctx, "HOFF-0001")
+	b.Commit()
+	tokens := tokensOf(t, box.Messages())
+	if _, err := f.db.AddResponse(ctx, tokens["a@example.ru"], store.Response{Rating: 5, ThanksWithin: 72 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.dispatcher(t, sender).Send(ctx); err != nil || res.Sent != 1 {
+		t.Fatalf("thanks: %+v %v", res, err)
+	}
+	last := box.Messages()[2]
+	if last.To[0] != "a@example.ru" || !strings.Contains(string(last.Data), "HOFF-0001") {
+		t.Fatalf("thank-you to %v without the code", last.To)
+	}
+	// Three days after the invitations, b (who did not answer) gets one
+	// reminder; a does not, and nobody gets a second one.
+	f.now = time.Date(2026, 11, 5, 6, 0, 0, 0, time.UTC)
+	if res, err := p.Plan(ctx, false); err != nil || res.Reminders != 0 {
+		t.Fatalf("before three days: %+v %v", res, err)
+	}
+	f.now = time.Date(2026, 11, 5, 7, 30, 0, 0, time.UTC)
+	for range 2 {
+		if _, err := p.Plan(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := f.dispatcher(t, sender).Send(ctx); err != nil || res.Sent != 1 {
+		t.Fatalf("reminder: %+v %v", res, err)
+	}
+	if to := box.Messages()[3].To[0]; to != "b@example.ru" {
+		t.Fatalf("reminder went to %s", to)
+	}
+}
+
+// tokensOf maps each recipient to the survey token in their invitation.
+func tokensOf(t *testing.T, msgs []inbox.Message) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, m := range msgs {
+		body := decodeQP(string(m.Data))
+		i := strings.Index(body, "/s/")
+		if i < 0 {
+			continue
+		}
+		tok := body[i+3:]
+		tok = tok[:strings.IndexAny(tok, "?\r\n\" ")]
+		out[m.To[0]] = tok
+	}
+	return out
+}
+
+func decodeQP(s string) string {
+	s = strings.ReplaceAll(s, "=\r\n", "")
+	return strings.ReplaceAll(s, "=3D", "=")
+}
+
+
+// TestDelivery_LocalHoursAcrossZones steps a fake clock through a day in
+// 15-minute steps, planning and sending as the daemon does: each customer
+// gets exactly one invitation, inside 10:00-20:00 of their store's zone.
+func TestDelivery_LocalHoursAcrossZones(t *testing.T) {
+	ctx := context.Background()
+	box := startInbox(t, inbox.Options{})
+	f := newFixture(t)
+	f.now = time.Date(2026, 11, 1, 20, 0, 0, 0, time.UTC)
+	zones := map[string]*time.Location{}
+	var cs []store.Customer
+	var ls []store.PurchaseLine
+	for i, st := range []struct{ code, zone string }{{"MSK", "Europe/Moscow"}, {"VVO", "Asia/Vladivostok"}} {
+		loc, _ := time.LoadLocation(st.zone)
+		for j := range 5 {
+			code := fmt.Sprintf("%s%d", st.code, j)
+			email := strings.ToLower(code) + "@example.ru"
+			zones[email] = loc
+			cs = append(cs, store.Customer{Code: code, Email: email, Consent: true})
+			// Bought on 1 November, local time, in the afternoon.
+			at := time.Date(2026, 11, 1, 14+j, 0, 0, 0, loc)
+			ls = append(ls, store.PurchaseLine{StoreCode: st.code, Receipt: fmt.Sprint(i, j), At: at, CustomerCode: code})
+		}
+	}
+	f.load(t, cs, ls)
+	sender := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	defer sender.Close()
+	sentAt := map[string][]time.Time{}
+	for step := 0; step < 36*4; step++ {
+		if _, err := f.planner().Plan(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		before := len(box.Messages())
+		if _, err := f.dispatcher(t, sender).Send(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range box.Messages()[before:] {
+			sentAt[m.To[0]] = append(sentAt[m.To[0]], f.now)
+		}
+		f.now = f.now.Add(15 * time.Minute)
+	}
+	if len(sentAt) != 10 {
+		t.Fatalf("%d customers got mail, want 10", len(sentAt))
+	}
+	for email, ts := range sentAt {
+		if len(ts) != 1 {
+			t.Fatalf("%s got %d messages", email, len(ts))
+		}
+		local := ts[0].In(zones[email])
+		if local.Hour() < 10 || local.Hour() >= 20 || local.Day() != 2 {
+			t.Errorf("%s got the invitation at %s local, want 2 November 10:00-20:00", email, local.Format(time.DateTime))
+		}
+	}
+}
