@@ -396,7 +396,6 @@ func decodeQP(s string) string {
 	return strings.ReplaceAll(s, "=3D", "=")
 }
 
-
 // TestDelivery_LocalHoursAcrossZones steps a fake clock through a day in
 // 15-minute steps, planning and sending as the daemon does: each customer
 // gets exactly one invitation, inside 10:00-20:00 of their store's zone.

@@ -30,8 +30,8 @@ type Message struct {
 	// UnsubscribeMailto an address offered besides it.
 	Unsubscribe       string
 	UnsubscribeMailto string
-	Attachments []Attachment
-	Date        time.Time
+	Attachments       []Attachment
+	Date              time.Time
 }
 
 // Compose builds the MIME message: multipart/alternative with a text and

@@ -4,13 +4,13 @@
 package mailer
 
 import (
-	"math"
-	mrand "math/rand/v2"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"math"
+	mrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
