@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
+send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
 
 echo "running: ${go_cmd[*]}"
 go_out=$("${go_cmd[@]}" 2>&1)
@@ -15,6 +16,10 @@ echo "running: ${dl_cmd[*]}"
 dl_out=$("${dl_cmd[@]}" 2>&1)
 dl_rc=$?
 echo "$dl_out"
+echo "running: ${send_cmd[*]}"
+send_out=$("${send_cmd[@]}" 2>&1)
+send_rc=$?
+echo "$send_out"
 
 {
 	echo "# Benchmark results"
@@ -38,6 +43,27 @@ echo "$dl_out"
 		echo "Targets not met in this run:"
 		echo
 		echo "$dl_out" | grep -E 'below the target|over 64 MiB|--- FAIL|skip' | sed 's/^ */- /'
+		echo
+	fi
+	echo "## Sending: otklik against Postfix's smtp-source, and a crash loop"
+	echo
+	echo '```'
+	echo "${send_cmd[*]}"
+	echo '```'
+	echo
+	echo "300,000 invitations planned in SQLite, sent by \`otklik send\` (the built binary) to Postfix's"
+	echo "smtp-sink on loopback; then smtp-source sends as many messages of the same size (otklik's own"
+	echo "rendered invitation, -F) over the same number of reused connections (-d -s). otklik also renders"
+	echo "each message from its templates and records each outcome in SQLite. Peak RSS from wait4."
+	echo "The crash loop kills \`otklik send\` with SIGKILL at 20 random moments of a 20,000-message send"
+	echo "and restarts it, then counts what a capturing SMTP server received per recipient."
+	echo
+	echo "$send_out" | grep '^|'
+	echo
+	if [ $send_rc -ne 0 ]; then
+		echo "Targets not met in this run:"
+		echo
+		echo "$send_out" | grep -E 'below half|over 100 MiB|twice|--- FAIL|skip' | sed 's/^ */- /'
 		echo
 	fi
 	echo "## Go benchmarks"

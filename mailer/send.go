@@ -45,10 +45,11 @@ func (k *DKIM) Sign(msg []byte) ([]byte, error) {
 }
 
 // Dispatcher sends due mail from the outbox: invitations, reminders and
-// thank-yous. Each piece is claimed (planned -> sending) in a commit
-// before its SMTP transaction and settled right after it, so a crash at
-// any moment leaves at most the mail in flight as "sending", which the
-// next run reports as "unknown" instead of sending it twice.
+// thank-yous. Mail is leased in batches; each piece is marked sending in
+// a commit right before its SMTP transaction and settled right after it,
+// so a crash at any moment leaves at most the mail really in flight as
+// "sending", which the next run reports as "unknown" instead of sending
+// it twice, and the rest of the batch is sent by the next run.
 type Dispatcher struct {
 	DB        *store.DB
 	Templates *Templates
@@ -118,24 +119,24 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 		limits = append(limits, rate.NewLimiter(rate.Limit(float64(d.PerHour)/3600), d.PerHour))
 	}
 
+	rec := newRecorder(d.DB)
 	work := make(chan store.Outgoing)
 	results := make([]SendResult, conns)
-	errs := make([]error, conns)
 	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Go(func() {
 			s := d.NewSender()
 			defer s.Close()
 			for o := range work {
-				if errs[w] != nil {
+				if rec.failed() {
 					continue // a store failure: let the others drain
 				}
-				errs[w] = d.sendOne(ctx, s, limits, o, &results[w])
+				d.sendOne(ctx, s, rec, limits, o, &results[w])
 			}
 		})
 	}
 	var claimErr error
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && !rec.failed() {
 		due, err := d.DB.ClaimDue(ctx, batch)
 		if err != nil {
 			claimErr = err
@@ -150,70 +151,173 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	}
 	close(work)
 	wg.Wait()
+	recErr := rec.close()
 	for i := range results {
 		res.add(results[i])
 	}
 	log.Info("send finished", "sent", res.Sent, "retry", res.Retry, "bounced", res.Bounced,
 		"failed", res.Failed, "unknown", res.Unknown, "expired", res.Expired)
-	if err := errors.Join(append(errs, claimErr)...); err != nil {
+	if err := errors.Join(claimErr, recErr); err != nil {
 		return res, err
 	}
 	return res, ctx.Err()
 }
 
-// sendOne renders, sends and settles one piece of mail. Only a store
-// error is returned; a send failure is recorded on the mail.
-func (d *Dispatcher) sendOne(ctx context.Context, s Sender, limits []*rate.Limiter, o store.Outgoing, res *SendResult) error {
+// recorder writes the outbox steps of all connections with group commit:
+// whatever steps are waiting go into one transaction. A start waits for
+// its commit (the mail must be "sending" on disk before the SMTP
+// transaction); an outcome does not: if the process dies before it is
+// committed, the mail is "sending", then "unknown", and never sent twice.
+type recorder struct {
+	db   *store.DB
+	reqs chan recStep
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+type recStep struct {
+	step  store.Step
+	reply chan bool // for starts
+}
+
+func newRecorder(db *store.DB) *recorder {
+	r := &recorder{db: db, reqs: make(chan recStep, 256), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	for first := range r.reqs {
+		batch := []recStep{first}
+	drain:
+		for len(batch) < 512 {
+			select {
+			case s, ok := <-r.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, s)
+			default:
+				break drain
+			}
+		}
+		steps := make([]store.Step, len(batch))
+		for i, b := range batch {
+			steps[i] = b.step
+		}
+		var ok []bool
+		var err error
+		if !r.failed() {
+			// Record outcomes even when the run is being stopped.
+			ok, err = r.db.Apply(context.Background(), steps)
+			if err != nil {
+				r.mu.Lock()
+				r.err = err
+				r.mu.Unlock()
+			}
+		}
+		for i, b := range batch {
+			if b.reply != nil {
+				b.reply <- err == nil && ok != nil && ok[i]
+			}
+		}
+	}
+}
+
+func (r *recorder) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err != nil
+}
+
+// start records that o is about to be sent and reports whether it may be.
+func (r *recorder) start(o store.Outgoing) bool {
+	reply := make(chan bool, 1)
+	r.reqs <- recStep{step: store.Step{O: o, Status: store.InvSending}, reply: reply}
+	return <-reply
+}
+
+func (r *recorder) record(s store.Step) { r.reqs <- recStep{step: s} }
+
+// close commits what is queued and returns the first store error.
+func (r *recorder) close() error {
+	close(r.reqs)
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// sendOne renders, sends and records one piece of mail. A store failure
+// is kept by the recorder; a send failure is recorded on the mail.
+func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limits []*rate.Limiter, o store.Outgoing, res *SendResult) {
 	log := d.log().With("kind", o.Kind, "id", o.ID, "to", Mask(o.Email))
-	settle := context.WithoutCancel(ctx) // record the outcome even when stopping
+	release := func() {
+		if err := d.DB.Release(context.WithoutCancel(ctx), o); err != nil {
+			log.Warn("release claim", "err", err)
+		}
+	}
 	for _, l := range limits {
 		if err := l.Wait(ctx); err != nil {
-			return d.DB.MarkFailed(settle, o, store.InvPlanned, time.Time{}, "stopped before sending")
+			release()
+			return
 		}
 	}
 	if ctx.Err() != nil {
-		return d.DB.MarkFailed(settle, o, store.InvPlanned, time.Time{}, "stopped before sending")
+		release()
+		return
 	}
 	msg, msgID, err := d.compose(o)
+	// From here on a crash leaves the mail "sending", then "unknown".
+	if !rec.start(o) {
+		return // expired or erased meanwhile, or the store failed
+	}
 	if err != nil {
 		res.Failed++
 		log.Error("render mail", "err", err)
-		return d.DB.MarkFailed(settle, o, store.InvFailed, time.Time{}, err.Error())
+		rec.record(store.Step{O: o, Status: store.InvFailed, Reason: err.Error()})
+		return
 	}
 	err = s.Send(ctx, Envelope{From: d.From.Address, To: []string{o.Email}}, msg)
 	if err == nil {
 		res.Sent++
-		return d.DB.MarkSent(settle, o, msgID)
+		rec.record(store.Step{O: o, Status: store.InvSent, MessageID: msgID})
+		return
 	}
 	var se *SendError
 	if !errors.As(err, &se) {
 		se = &SendError{Outcome: Temporary, Stage: "send", Err: err}
 	}
 	reason := se.Error()
+	step := store.Step{O: o, Reason: reason}
 	switch se.Outcome {
 	case Temporary:
 		retry := d.DB.Now().Add(backoff(o.Attempts))
 		if !retry.Before(o.ExpiresAt) {
 			res.Failed++
 			log.Warn("temporary failure, no time left before expiry", "err", reason)
-			return d.DB.MarkFailed(settle, o, store.InvFailed, time.Time{}, reason)
+			step.Status = store.InvFailed
+		} else {
+			res.Retry++
+			log.Warn("temporary failure, will retry", "err", reason, "retry_at", retry.UTC().Format(time.RFC3339))
+			step.Status, step.RetryAt = store.InvPlanned, retry
 		}
-		res.Retry++
-		log.Warn("temporary failure, will retry", "err", reason, "retry_at", retry.UTC().Format(time.RFC3339))
-		return d.DB.MarkFailed(settle, o, store.InvPlanned, retry, reason)
 	case Bounced:
 		res.Bounced++
 		log.Warn("address refused, suppressed", "err", reason)
-		return d.DB.MarkFailed(settle, o, store.InvBounced, time.Time{}, reason)
+		step.Status = store.InvBounced
 	case Uncertain:
 		res.Unknown++
 		log.Warn("outcome unknown, not resending", "err", reason)
-		return d.DB.MarkFailed(settle, o, store.InvUnknown, time.Time{}, reason)
+		step.Status = store.InvUnknown
 	default:
 		res.Failed++
 		log.Error("message refused", "err", reason)
-		return d.DB.MarkFailed(settle, o, store.InvFailed, time.Time{}, reason)
+		step.Status = store.InvFailed
 	}
+	rec.record(step)
 }
 
 // backoff is the wait before retry n (1-based): 5 minutes doubling up to

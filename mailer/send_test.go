@@ -193,8 +193,12 @@ func TestDispatcher_InFlightBecomesUnknown(t *testing.T) {
 	ctx := context.Background()
 	f := planned(t, 2)
 	// A run that claimed invitations and died before settling them.
-	if out, err := f.db.ClaimDue(ctx, 1); err != nil || len(out) != 1 {
+	out, err := f.db.ClaimDue(ctx, 2)
+	if err != nil || len(out) != 2 {
 		t.Fatalf("claim: %v %v", out, err)
+	}
+	if ok, err := f.db.Start(ctx, out[0]); err != nil || !ok { // in flight; the other only claimed
+		t.Fatalf("start: %v %v", ok, err)
 	}
 	box := startInbox(t, inbox.Options{})
 	sender := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})

@@ -48,6 +48,7 @@ func dataset(tb testing.TB) *store.DB {
 	}
 	out, _ := db.ClaimDue(ctx, 100)
 	for _, o := range out {
+		db.Start(ctx, o)
 		db.MarkSent(ctx, o, "")
 	}
 	nps := func(n int) *int { return &n }

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
@@ -45,6 +46,9 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	path  string
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // prepared on the writer, for hot paths
 
 	// Now returns the current time; tests and the demo replace it.
 	Now func() time.Time
@@ -163,9 +167,34 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// prepared returns a statement prepared once on the writer connection;
+// use it in a transaction through tx.StmtContext.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if st, ok := db.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := db.write.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if db.stmts == nil {
+		db.stmts = map[string]*sql.Stmt{}
+	}
+	db.stmts[query] = st
+	return st, nil
+}
+
 // Close closes both handles.
 func (db *DB) Close() error {
 	var errs []error
+	db.mu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+	db.mu.Unlock()
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

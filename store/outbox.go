@@ -70,11 +70,15 @@ func (db *DB) ExpireInvitations(ctx context.Context) (int64, error) {
 
 // RecoverInFlight marks mail left in "sending" by a process that died as
 // "unknown": the server may have accepted it, so it is reported, never
-// sent again.
+// sent again. Claims that never started are released. Only one sender
+// runs per database (the instance lock), so nothing else holds a lease.
 func (db *DB) RecoverInFlight(ctx context.Context) (int64, error) {
 	var n int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		for _, t := range []string{"invitations", "messages"} {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+t+` SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
+				return err
+			}
 			res, err := tx.ExecContext(ctx, `UPDATE `+t+` SET status = 'unknown',
 				last_error = 'in flight when the sender stopped' WHERE status = 'sending'`)
 			if err != nil {
@@ -94,9 +98,13 @@ func (db *DB) RecoverInFlight(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// ClaimDue moves up to limit due pieces of mail from planned to sending
-// and returns them: invitations first, then the mail that follows them.
-// Each must be settled with MarkSent or MarkFailed. A thank-you gets its
+// leaseTime is how long a claim keeps other runs off a piece of mail.
+const leaseTime = 10 * time.Minute
+
+// ClaimDue leases up to limit due pieces of mail and returns them:
+// invitations first, then the mail that follows them. They stay planned;
+// Start marks each as sending right before its SMTP transaction, and
+// Release gives back one that will not be sent now. A thank-you gets its
 // promo code here, once: a retry sends the same code.
 func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 	var out []Outgoing
@@ -129,7 +137,8 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 			LEFT JOIN customers c ON c.code = i.customer_code
 			LEFT JOIN stores s ON s.code = i.store_code
 			WHERE i.status = 'planned' AND i.due_at <= ? AND i.expires_at > ? AND i.email <> ''
-			ORDER BY i.due_at, i.id LIMIT ?`, now, now, limit)
+			  AND (i.lease_until IS NULL OR i.lease_until < ?)
+			ORDER BY i.due_at, i.id LIMIT ?`, now, now, now, limit)
 		if err != nil {
 			return err
 		}
@@ -142,7 +151,8 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 				LEFT JOIN customers c ON c.code = i.customer_code
 				LEFT JOIN stores s ON s.code = i.store_code
 				WHERE m.status = 'planned' AND m.due_at <= ? AND m.expires_at > ? AND m.email <> ''
-				ORDER BY m.due_at, m.id LIMIT ?`, now, now, rest)
+				  AND (m.lease_until IS NULL OR m.lease_until < ?)
+				ORDER BY m.due_at, m.id LIMIT ?`, now, now, now, rest)
 			if err != nil {
 				return err
 			}
@@ -156,8 +166,8 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 				}
 				o.PromoCode = code
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table(o.Kind)+` SET status = 'sending', attempts = ?
-				WHERE id = ?`, o.Attempts, o.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table(o.Kind)+` SET lease_until = ? WHERE id = ?`,
+				now+int64(leaseTime/time.Second), o.ID); err != nil {
 				return err
 			}
 		}
@@ -218,17 +228,33 @@ func generateCode() string {
 	return sb.String()
 }
 
-// MarkSent records that the server accepted the mail.
-func (db *DB) MarkSent(ctx context.Context, o Outgoing, messageID string) error {
+// Start marks a claimed piece of mail as sending, right before its SMTP
+// transaction. It reports false if the mail is no longer planned (it
+// expired, or the address was erased), and then it must not be sent.
+func (db *DB) Start(ctx context.Context, o Outgoing) (bool, error) {
+	ok, err := db.Apply(ctx, []Step{{O: o, Status: InvSending}})
+	if err != nil {
+		return false, err
+	}
+	return ok[0], nil
+}
+
+// Release gives back a claimed piece of mail that was not started.
+func (db *DB) Release(ctx context.Context, o Outgoing) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE `+table(o.Kind)+` SET status = 'sent', sent_at = ?, message_id = ?,
-			last_error = '' WHERE id = ? AND status = 'sending'`, db.now(), messageID, o.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE `+table(o.Kind)+` SET lease_until = NULL WHERE id = ? AND status = 'planned'`, o.ID)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("mark %s %d sent: %w", o.Kind, o.ID, err)
+		return fmt.Errorf("release %s %d: %w", o.Kind, o.ID, err)
 	}
 	return nil
+}
+
+// MarkSent records that the server accepted the mail.
+func (db *DB) MarkSent(ctx context.Context, o Outgoing, messageID string) error {
+	_, err := db.Apply(ctx, []Step{{O: o, Status: InvSent, MessageID: messageID}})
+	return err
 }
 
 // MarkFailed settles claimed mail that was not sent. status is InvPlanned
@@ -236,24 +262,8 @@ func (db *DB) MarkSent(ctx context.Context, o Outgoing, messageID string) error 
 // refusal of the address (which is then suppressed), InvFailed or
 // InvUnknown otherwise.
 func (db *DB) MarkFailed(ctx context.Context, o Outgoing, status string, retryAt time.Time, reason string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		due := retryAt.UTC().Unix()
-		if status != InvPlanned {
-			due = db.now()
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE `+table(o.Kind)+` SET status = ?, due_at = max(due_at, ?), last_error = ?
-			WHERE id = ? AND status = 'sending'`, status, due, reason, o.ID); err != nil {
-			return err
-		}
-		if status == InvBounced {
-			return suppress(ctx, tx, o.Email, "bounced", db.now())
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mark %s %d %s: %w", o.Kind, o.ID, status, err)
-	}
-	return nil
+	_, err := db.Apply(ctx, []Step{{O: o, Status: status, RetryAt: retryAt, Reason: reason}})
+	return err
 }
 
 // DueTimes returns the distinct times at which planned mail falls due,
@@ -351,4 +361,114 @@ func addMessage(ctx context.Context, tx *sql.Tx, m NewMessage, now int64) (int, 
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// UnknownRecipients returns the addresses of invitations whose fate is
+// unknown: in flight when a sender died.
+func (db *DB) UnknownRecipients(ctx context.Context) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT email FROM invitations WHERE status = 'unknown'`)
+	if err != nil {
+		return nil, fmt.Errorf("unknown recipients: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			return nil, fmt.Errorf("unknown recipients: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// applyQueries are the statements of Apply for a table: start, sent,
+// failed.
+func applyQueries(t string) [3]string {
+	return [3]string{
+		`UPDATE ` + t + ` SET status = 'sending', attempts = ?, lease_until = NULL
+			WHERE id = ? AND status = 'planned' AND email <> ''`,
+		`UPDATE ` + t + ` SET status = 'sent', sent_at = ?, message_id = ?, last_error = ''
+			WHERE id = ? AND status = 'sending'`,
+		`UPDATE ` + t + ` SET status = ?, due_at = max(due_at, ?), last_error = ?
+			WHERE id = ? AND status = 'sending'`,
+	}
+}
+
+// Step is one change to the outbox, applied with others in one
+// transaction by Apply.
+type Step struct {
+	O Outgoing
+	// Status is InvSending for a start (see Start), InvSent, or a failure
+	// status as for MarkFailed.
+	Status    string
+	RetryAt   time.Time // with InvPlanned
+	Reason    string    // with a failure
+	MessageID string    // with InvSent
+}
+
+// Apply applies steps in one transaction (group commit: a sender with
+// many connections commits once for all of them). For each start step it
+// reports whether the mail may be sent, as Start does.
+func (db *DB) Apply(ctx context.Context, steps []Step) ([]bool, error) {
+	ok := make([]bool, len(steps))
+	now := db.now()
+	// Statements are prepared before the transaction: the writer has one
+	// connection, which the transaction holds.
+	stmts := map[string]*sql.Stmt{}
+	for _, t := range []string{"invitations", "messages"} {
+		for _, q := range applyQueries(t) {
+			st, err := db.prepared(ctx, q)
+			if err != nil {
+				return nil, fmt.Errorf("record outbox steps: %w", err)
+			}
+			stmts[q] = st
+		}
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		exec := func(query string, args ...any) (int64, error) {
+			st, found := stmts[query]
+			if !found {
+				return 0, fmt.Errorf("statement not prepared: %s", query)
+			}
+			res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			if err != nil {
+				return 0, err
+			}
+			return res.RowsAffected()
+		}
+		for i, s := range steps {
+			q := applyQueries(table(s.O.Kind))
+			switch s.Status {
+			case InvSending:
+				n, err := exec(q[0], s.O.Attempts, s.O.ID)
+				if err != nil {
+					return err
+				}
+				ok[i] = n == 1
+			case InvSent:
+				if _, err := exec(q[1], now, s.MessageID, s.O.ID); err != nil {
+					return err
+				}
+			default:
+				due := s.RetryAt.UTC().Unix()
+				if s.Status != InvPlanned {
+					due = now
+				}
+				if _, err := exec(q[2], s.Status, due, s.Reason, s.O.ID); err != nil {
+					return err
+				}
+				if s.Status == InvBounced {
+					if err := suppress(ctx, tx, s.O.Email, "bounced", now); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record outbox steps: %w", err)
+	}
+	return ok, nil
 }

@@ -86,6 +86,9 @@ func TestAddResponse_Once(t *testing.T) {
 	if err != nil || len(out) != 1 {
 		t.Fatalf("claim: %v %v", out, err)
 	}
+	if ok, err := db.Start(ctx, out[0]); err != nil || !ok {
+		t.Fatalf("start: %v %v", ok, err)
+	}
 	if err := db.MarkSent(ctx, out[0], "<id@x>"); err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ func sent(tb testing.TB, token string) (*store.DB, *httptest.Server) {
 	if err != nil || len(out) != 1 {
 		tb.Fatalf("claim: %v %v", out, err)
 	}
+	db.Start(ctx, out[0])
 	if err := db.MarkSent(ctx, out[0], "<x@example.ru>"); err != nil {
 		tb.Fatal(err)
 	}

@@ -123,15 +123,26 @@ func usage(w io.Writer) {
 	}
 }
 
-// flags parses a command's flags; a parse error is a usage error.
+// flags parses a command's flags, which may come before or after its
+// arguments (otklik preview invitation --out x.eml); fs.Args() then holds
+// the arguments. A parse error is a usage error.
 func flags(name string, args []string, define func(*flag.FlagSet)) (*flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var b strings.Builder
 	fs.SetOutput(&b)
 	define(fs)
-	if err := fs.Parse(args); err != nil {
-		return nil, &usageError{msg: strings.TrimSpace(err.Error() + "\n" + b.String())}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, &usageError{msg: strings.TrimSpace(err.Error() + "\n" + b.String())}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
+	fs.Parse(append([]string{"--"}, positional...))
 	return fs, nil
 }
 
