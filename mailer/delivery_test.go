@@ -449,3 +449,35 @@ func TestDelivery_LocalHoursAcrossZones(t *testing.T) {
 		}
 	}
 }
+
+func TestAlert_SentEscaped(t *testing.T) {
+	ctx := context.Background()
+	box := startInbox(t, inbox.Options{})
+	f := planned(t, 1)
+	sender := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	defer sender.Close()
+	if _, err := f.dispatcher(t, sender).Send(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := tokensOf(t, box.Messages())["a@example.ru"]
+	nps := 2
+	if _, err := f.db.AddResponse(ctx, tok, store.Response{Rating: 1, NPS: &nps, Comment: `<script>alert("x")</script> грубый кассир`,
+		Feedback: []store.Feedback{{Category: "service", Tone: "negative"}}, AlertTo: []string{"director@example.ru"}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.dispatcher(t, sender).Send(ctx); err != nil || res.Sent != 1 {
+		t.Fatalf("alert: %+v %v", res, err)
+	}
+	m := box.Messages()[1]
+	_, html, _ := strings.Cut(decodeQP(string(m.Data)), "Content-Type: text/html")
+	body := html
+	if m.To[0] != "director@example.ru" {
+		t.Fatalf("alert to %v", m.To)
+	}
+	if strings.Contains(body, "<script>") || !strings.Contains(body, "&lt;script&gt;") {
+		t.Fatal("the comment is not escaped in the alert's HTML")
+	}
+	if strings.Contains(string(m.Data), "List-Unsubscribe") {
+		t.Fatal("an internal alert carries an unsubscribe header")
+	}
+}

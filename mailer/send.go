@@ -269,7 +269,7 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 		release()
 		return
 	}
-	msg, msgID, err := d.compose(o)
+	msg, msgID, err := d.compose(ctx, o)
 	// From here on a crash leaves the mail "sending", then "unknown".
 	if !rec.start(o) {
 		return // expired or erased meanwhile, or the store failed
@@ -333,7 +333,7 @@ func backoff(attempt int) time.Duration {
 
 // compose renders a piece of mail from its templates and builds the
 // signed MIME message.
-func (d *Dispatcher) compose(o store.Outgoing) ([]byte, string, error) {
+func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) ([]byte, string, error) {
 	loc := d.Zone
 	if o.TimeZone != "" {
 		if l, err := time.LoadLocation(o.TimeZone); err == nil {
@@ -366,6 +366,12 @@ func (d *Dispatcher) compose(o store.Outgoing) ([]byte, string, error) {
 		kind = KindThanks
 		data = ThanksData{Name: Salutation(o.CustomerName), StoreName: storeName, PromoCode: o.PromoCode,
 			UnsubscribeURL: unsubscribe}
+	case store.KindAlert:
+		a, err := d.DB.AnswerOf(ctx, o.InvitationID)
+		if err != nil {
+			return nil, "", err
+		}
+		kind, data, unsubscribe = KindAlert, alertData(a, storeName, loc), ""
 	default:
 		return nil, "", fmt.Errorf("no template for %s mail", o.Kind)
 	}
@@ -403,4 +409,59 @@ func (d *Dispatcher) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return d.Log.With("component", "send")
+}
+
+// categoryLabels are the feedback categories as managers read them.
+var categoryLabels = map[string]string{
+	"service": "Обслуживание", "assortment": "Ассортимент", "prices": "Цены", "comfort": "Комфорт", "other": "Другое",
+}
+
+func alertData(a store.Answer, storeName string, loc *time.Location) AlertData {
+	var good, bad []string
+	for _, f := range a.Feedback {
+		label := categoryLabels[f.Category]
+		if label == "" {
+			label = f.Category
+		}
+		if f.Tone == "negative" {
+			bad = append(bad, label)
+		} else {
+			good = append(good, label)
+		}
+	}
+	d := AlertData{
+		StoreName: storeName, StoreCode: a.StoreCode, Receipt: a.Receipt,
+		PurchaseDate: a.PurchasedAt.In(loc).Format("02.01.2006 15:04"), AnsweredAt: a.AnsweredAt.In(loc).Format("02.01.2006 15:04"),
+		Rating: a.Rating, Good: strings.Join(good, ", "), Bad: strings.Join(bad, ", "), Comment: a.Comment,
+		CustomerName: a.CustomerName, CustomerCode: a.CustomerCode, CustomerEmail: a.CustomerEmail, CustomerPhone: a.CustomerPhone,
+	}
+	if a.NPS != nil {
+		d.NPS = fmt.Sprint(*a.NPS)
+	}
+	if a.SumKop != 0 {
+		d.Sum = FormatRubles(a.SumKop)
+	}
+	return d
+}
+
+// FormatRubles writes kopecks as "45 990,00 ₽" (a non-breaking space
+// between thousands).
+func FormatRubles(kop int64) string {
+	neg := kop < 0
+	if neg {
+		kop = -kop
+	}
+	s := fmt.Sprint(kop / 100)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteRune('\u00a0')
+		}
+		b.WriteRune(c)
+	}
+	out := fmt.Sprintf("%s,%02d\u00a0₽", b.String(), kop%100)
+	if neg {
+		out = "-" + out
+	}
+	return out
 }

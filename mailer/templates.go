@@ -22,11 +22,12 @@ const (
 	KindInvitation = "invitation"
 	KindReminder   = "reminder"
 	KindThanks     = "thanks"
+	KindAlert      = "alert"
 	KindReport     = "report"
 )
 
 // Kinds lists every kind of email.
-var Kinds = []string{KindInvitation, KindReminder, KindThanks, KindReport}
+var Kinds = []string{KindInvitation, KindReminder, KindThanks, KindAlert, KindReport}
 
 // Templates are the parsed email templates.
 type Templates struct {
@@ -151,6 +152,19 @@ type ThanksData struct {
 	UnsubscribeURL string
 }
 
+// AlertData is what an alert to a store's director sees.
+type AlertData struct {
+	StoreName, StoreCode         string
+	PurchaseDate, Receipt, Sum   string
+	AnsweredAt                   string
+	Rating                       int
+	NPS                          string // "" if not given
+	Good, Bad                    string // categories, comma-separated
+	Comment                      string
+	CustomerName, CustomerCode   string
+	CustomerEmail, CustomerPhone string
+}
+
 // ReportData is what a report email template sees.
 type ReportData struct {
 	Month        string // "ноябрь 2026"
@@ -181,6 +195,11 @@ func SampleData(kind string) any {
 	case KindThanks:
 		return ThanksData{Name: "Анна Сергеевна", StoreName: "Хофф Екатеринбург", PromoCode: "OTK-7KQ2-M9XD",
 			UnsubscribeURL: "https://otklik.example.ru/u/SAMPLEtoken"}
+	case KindAlert:
+		return AlertData{StoreName: "Хофф Екатеринбург", StoreCode: "0004", PurchaseDate: "21.11.2026", Receipt: "0004-261121-00017",
+			Sum: "45 990,00 ₽", AnsweredAt: "22.11.2026 10:42", Rating: 2, NPS: "3", Bad: "Обслуживание, Ассортимент",
+			Comment: "Долго ждали консультанта, нужной модели не было в наличии.", CustomerName: "Иванова Анна Сергеевна",
+			CustomerCode: "000100001", CustomerEmail: "anna@example.ru", CustomerPhone: "+79123456789"}
 	case KindReport:
 		return ReportData{
 			Month: "октябрь 2026", Sent: 12840, Responses: 1931, ResponseRate: "15,0 %",

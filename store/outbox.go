@@ -24,6 +24,7 @@ const (
 type Outgoing struct {
 	Kind         string
 	ID           int64 // in its table
+	InvitationID int64 // the invitation it is, or follows
 	Token        string
 	Email        string
 	CustomerName string
@@ -120,7 +121,7 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 				var o Outgoing
 				var at, exp int64
 				var promo sql.NullString
-				if err := rows.Scan(&o.Kind, &o.ID, &o.Token, &o.Email, &o.CustomerName, &o.StoreCode, &o.StoreName,
+				if err := rows.Scan(&o.Kind, &o.ID, &o.InvitationID, &o.Token, &o.Email, &o.CustomerName, &o.StoreCode, &o.StoreName,
 					&o.TimeZone, &at, &o.Attempts, &exp, &promo); err != nil {
 					return err
 				}
@@ -131,7 +132,7 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 			return rows.Err()
 		}
 		err := scan(`
-			SELECT 'invitation', i.id, i.token, i.email, coalesce(c.name, ''), i.store_code, coalesce(s.name, ''),
+			SELECT 'invitation', i.id, i.id, i.token, i.email, coalesce(c.name, ''), i.store_code, coalesce(s.name, ''),
 			       coalesce(s.timezone, ''), i.purchased_at, i.attempts, i.expires_at, NULL
 			FROM invitations i
 			LEFT JOIN customers c ON c.code = i.customer_code
@@ -144,7 +145,7 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 		}
 		if rest := limit - len(out); rest > 0 {
 			err = scan(`
-				SELECT m.kind, m.id, i.token, m.email, coalesce(c.name, ''), i.store_code, coalesce(s.name, ''),
+				SELECT m.kind, m.id, i.id, i.token, m.email, coalesce(c.name, ''), i.store_code, coalesce(s.name, ''),
 				       coalesce(s.timezone, ''), i.purchased_at, m.attempts, m.expires_at, m.promo_code
 				FROM messages m
 				JOIN invitations i ON i.id = m.invitation_id

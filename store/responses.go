@@ -56,6 +56,9 @@ type Response struct {
 	// ThanksWithin, if set, queues a thank-you with a promo code, to be
 	// sent at once and dropped if it cannot go out within this time.
 	ThanksWithin time.Duration
+	// AlertTo, if set, queues an alert about this answer to each
+	// address (the store's director, the configured groups), at once.
+	AlertTo []string
 }
 
 // AddResponse stores the answer for a token. It returns ErrNotFound for an
@@ -99,11 +102,18 @@ func (db *DB) AddResponse(ctx context.Context, token string, r Response) (int64,
 				return err
 			}
 		}
+		now := db.Now()
 		if r.ThanksWithin > 0 && email != "" {
-			now := db.Now()
-			_, err := addMessage(ctx, tx, NewMessage{Kind: KindThanks, InvitationID: invID, Email: email,
-				DueAt: now, Expires: now.Add(r.ThanksWithin)}, now.UTC().Unix())
-			return err
+			if _, err := addMessage(ctx, tx, NewMessage{Kind: KindThanks, InvitationID: invID, Email: email,
+				DueAt: now, Expires: now.Add(r.ThanksWithin)}, now.UTC().Unix()); err != nil {
+				return err
+			}
+		}
+		for _, to := range r.AlertTo {
+			if _, err := addMessage(ctx, tx, NewMessage{Kind: KindAlert, InvitationID: invID, Email: to,
+				DueAt: now, Expires: now.Add(48 * time.Hour)}, now.UTC().Unix()); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -200,4 +210,64 @@ func (db *DB) Forget(ctx context.Context, email, phone string) (int64, error) {
 		return 0, fmt.Errorf("forget customer: %w", err)
 	}
 	return n, nil
+}
+
+// Answer is what an alert about an answer shows: the store, the purchase,
+// the answer and how to reach the customer.
+type Answer struct {
+	StoreCode, StoreName, TimeZone string
+	Receipt                        string
+	PurchasedAt                    time.Time
+	SumKop                         int64
+	Rating                         int
+	NPS                            *int
+	Comment                        string
+	Feedback                       []Feedback
+	AnsweredAt                     time.Time
+	CustomerCode, CustomerName     string
+	CustomerEmail, CustomerPhone   string
+}
+
+// AnswerOf returns the answer to an invitation, or ErrNotFound.
+func (db *DB) AnswerOf(ctx context.Context, invitationID int64) (Answer, error) {
+	var a Answer
+	var at, answered int64
+	var nps sql.NullInt64
+	var respID int64
+	err := db.read.QueryRowContext(ctx, `
+		SELECT i.store_code, coalesce(s.name, ''), coalesce(s.timezone, ''), i.receipt, i.purchased_at,
+		       coalesce((SELECT sum(sum_kop) FROM purchase_lines p WHERE p.store_code = i.store_code AND p.receipt = i.receipt), 0),
+		       r.id, r.rating, r.nps, r.comment, r.created_at,
+		       i.customer_code, coalesce(c.name, ''), i.email, coalesce(c.phone, '')
+		FROM invitations i
+		JOIN responses r ON r.invitation_id = i.id
+		LEFT JOIN stores s ON s.code = i.store_code
+		LEFT JOIN customers c ON c.code = i.customer_code
+		WHERE i.id = ?`, invitationID).Scan(&a.StoreCode, &a.StoreName, &a.TimeZone, &a.Receipt, &at, &a.SumKop,
+		&respID, &a.Rating, &nps, &a.Comment, &answered, &a.CustomerCode, &a.CustomerName, &a.CustomerEmail, &a.CustomerPhone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, ErrNotFound
+	}
+	if err != nil {
+		return a, fmt.Errorf("answer of invitation %d: %w", invitationID, err)
+	}
+	a.PurchasedAt, a.AnsweredAt = time.Unix(at, 0).UTC(), time.Unix(answered, 0).UTC()
+	if nps.Valid {
+		n := int(nps.Int64)
+		a.NPS = &n
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT category, tone FROM response_categories WHERE response_id = ?
+		ORDER BY tone, category`, respID)
+	if err != nil {
+		return a, fmt.Errorf("answer of invitation %d: %w", invitationID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f Feedback
+		if err := rows.Scan(&f.Category, &f.Tone); err != nil {
+			return a, fmt.Errorf("answer of invitation %d: %w", invitationID, err)
+		}
+		a.Feedback = append(a.Feedback, f)
+	}
+	return a, rows.Err()
 }

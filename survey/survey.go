@@ -41,23 +41,104 @@ const (
 	maxComment = 2000 // runes
 )
 
+// Questions are the texts and scales of the survey, from a file a
+// marketer edits. The rating is CSI on a 1-5 scale; NPS (0-10) can be
+// turned off.
+type Questions struct {
+	Title        string   `yaml:"title"`         // "{store}" is replaced by the store's name
+	Rating       string   `yaml:"rating"`        // the CSI question
+	RatingLabels []string `yaml:"rating_labels"` // five labels, from 1 to 5
+	RatingHint   string   `yaml:"rating_hint"`
+	NPS          bool     `yaml:"nps"`
+	NPSQuestion  string   `yaml:"nps_question"`
+	NPSHint      string   `yaml:"nps_hint"`
+	Good         string   `yaml:"good"`
+	Bad          string   `yaml:"bad"`
+	// Categories are the labels of service, assortment, prices, comfort
+	// and other; a category left out is not offered.
+	Categories map[string]string `yaml:"categories"`
+	Comment    string            `yaml:"comment"`
+	Submit     string            `yaml:"submit"`
+}
+
+// DefaultQuestions are the built-in Russian questions.
+func DefaultQuestions() Questions {
+	labels := map[string]string{}
+	for _, c := range Categories {
+		labels[c.Key] = c.Label
+	}
+	return Questions{
+		Title:        "Как вам покупка в магазине «{store}»?",
+		Rating:       "Оцените обслуживание от 1 до 5",
+		RatingLabels: []string{"очень плохо", "плохо", "нормально", "хорошо", "отлично"},
+		RatingHint:   "1 — очень плохо, 5 — отлично",
+		NPS:          true,
+		NPSQuestion:  "Насколько вероятно, что вы порекомендуете нас друзьям? (0–10)",
+		NPSHint:      "0 — точно нет, 10 — точно да",
+		Good:         "Что понравилось?",
+		Bad:          "Что можно улучшить?",
+		Categories:   labels,
+		Comment:      "Комментарий",
+		Submit:       "Отправить ответ",
+	}
+}
+
+// Check reports what is wrong with questions, naming the key.
+func (q Questions) Check() error {
+	if len(q.RatingLabels) != 5 {
+		return fmt.Errorf("rating_labels: want 5 labels (1 to 5), got %d", len(q.RatingLabels))
+	}
+	for k := range q.Categories {
+		found := false
+		for _, c := range Categories {
+			found = found || c.Key == k
+		}
+		if !found {
+			return fmt.Errorf("categories: %q is not one of service, assortment, prices, comfort, other", k)
+		}
+	}
+	for key, v := range map[string]string{"title": q.Title, "rating": q.Rating, "good": q.Good, "bad": q.Bad, "comment": q.Comment, "submit": q.Submit} {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("%s: empty", key)
+		}
+	}
+	return nil
+}
+
 // Options configure the survey site.
 type Options struct {
 	// Pages is a folder of page templates that override the built-in
 	// ones file by file; "" uses the built-in set.
 	Pages string
+	// Questions default to DefaultQuestions.
+	Questions *Questions
+	// Dictionary classifies comments; nil uses the built-in one.
+	Dictionary *Dictionary
 	// Zone is used for stores without a time zone.
 	Zone *time.Location
 	Log  *slog.Logger
 	// ThanksWithin, if set, queues a thank-you with a promo code for each
 	// answer, dropped if it cannot be sent within this time.
 	ThanksWithin time.Duration
+	// An answer rated at or under AlertAt (default 3), or with a negative
+	// category, is emailed to the store's director and to AlertGroups.
+	AlertAt     int
+	AlertGroups []string
+	// PerIPRate limits requests from one client address (per second,
+	// with a burst of PerIPBurst); 0 means 5 and 30. RealIPHeader, if
+	// set, names the header a reverse proxy puts the client address in.
+	PerIPRate    float64
+	PerIPBurst   int
+	RealIPHeader string
 }
 
 // Handler serves the survey site.
 type Handler struct {
 	db    *store.DB
 	opts  Options
+	q     Questions
+	dict  *Dictionary
+	ips   *ipLimiter
 	pages *template.Template
 	zone  *time.Location
 	log   *slog.Logger
@@ -79,7 +160,30 @@ func New(db *store.DB, o Options) (*Handler, error) {
 	if zone == nil {
 		zone = time.UTC
 	}
-	h := &Handler{db: db, opts: o, pages: pages, zone: zone, log: log.With("component", "survey"), mux: http.NewServeMux()}
+	q := DefaultQuestions()
+	if o.Questions != nil {
+		q = *o.Questions
+	}
+	if err := q.Check(); err != nil {
+		return nil, fmt.Errorf("survey questions: %w", err)
+	}
+	dict := o.Dictionary
+	if dict == nil {
+		if dict, err = LoadDictionary(""); err != nil {
+			return nil, err
+		}
+	}
+	if o.AlertAt == 0 {
+		o.AlertAt = 3
+	}
+	if o.PerIPRate <= 0 {
+		o.PerIPRate = 5
+	}
+	if o.PerIPBurst <= 0 {
+		o.PerIPBurst = 30
+	}
+	h := &Handler{db: db, opts: o, q: q, dict: dict, ips: newIPLimiter(o.PerIPRate, o.PerIPBurst),
+		pages: pages, zone: zone, log: log.With("component", "survey"), mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /s/{token}", h.showSurvey)
 	h.mux.HandleFunc("POST /s/{token}", h.postSurvey)
 	h.mux.HandleFunc("GET /u/{token}", h.showUnsubscribe)
@@ -135,6 +239,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("Cache-Control", "no-store")
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if r.URL.Path != "/healthz" && !h.ips.allow(clientIP(r, h.opts.RealIPHeader)) {
+		w.Header().Set("Retry-After", "10")
+		h.message(w, http.StatusTooManyRequests, "Слишком много запросов", "Пожалуйста, подождите немного и попробуйте ещё раз.")
+		return
+	}
 	h.next.ServeHTTP(w, r)
 }
 
@@ -150,12 +259,11 @@ type category struct {
 }
 
 type surveyPage struct {
-	Title, StoreName, PurchaseDate, Action, Error, Comment string
-	Ratings, NPS                                           []choice
-	Good, Bad                                              []category
+	Title, Heading, StoreName, PurchaseDate, Action, Error, Comment string
+	Q                                                               Questions
+	Ratings, NPS                                                    []choice
+	Good, Bad                                                       []category
 }
-
-var ratingLabels = []string{"очень плохо", "плохо", "нормально", "хорошо", "отлично"}
 
 func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (store.Survey, bool) {
 	token := r.PathValue("token")
@@ -191,6 +299,8 @@ func (h *Handler) page(s store.Survey, r *http.Request) surveyPage {
 	}
 	return surveyPage{
 		Title:        "Оцените покупку",
+		Heading:      strings.ReplaceAll(h.q.Title, "{store}", name),
+		Q:            h.q,
 		StoreName:    name,
 		PurchaseDate: s.PurchasedAt.In(loc).Format("02.01.2006"),
 		Action:       "/s/" + r.PathValue("token"),
@@ -198,15 +308,21 @@ func (h *Handler) page(s store.Survey, r *http.Request) surveyPage {
 }
 
 func (p *surveyPage) fill(rating, nps int, good, bad map[string]bool) {
-	for i, l := range ratingLabels {
+	for i, l := range p.Q.RatingLabels {
 		p.Ratings = append(p.Ratings, choice{Score: i + 1, Label: l, Checked: rating == i+1})
 	}
-	for i := 0; i <= 10; i++ {
-		p.NPS = append(p.NPS, choice{Score: i, Checked: nps == i})
+	if p.Q.NPS {
+		for i := 0; i <= 10; i++ {
+			p.NPS = append(p.NPS, choice{Score: i, Checked: nps == i})
+		}
 	}
 	for _, c := range Categories {
-		p.Good = append(p.Good, category{c.Key, c.Label, good[c.Key]})
-		p.Bad = append(p.Bad, category{c.Key, c.Label, bad[c.Key]})
+		label, ok := p.Q.Categories[c.Key]
+		if !ok {
+			continue
+		}
+		p.Good = append(p.Good, category{c.Key, label, good[c.Key]})
+		p.Bad = append(p.Bad, category{c.Key, label, bad[c.Key]})
 	}
 }
 
@@ -234,6 +350,10 @@ func (h *Handler) postSurvey(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, good, bad, problem := parseAnswer(r)
 	resp.ThanksWithin = h.opts.ThanksWithin
+	resp.Feedback = merge(resp.Feedback, h.dict.Classify(resp.Comment))
+	if problem == "" && h.negative(resp) {
+		resp.AlertTo = h.alertTo(r, s.StoreCode)
+	}
 	if problem != "" {
 		p := h.page(s, r)
 		nps := -1
@@ -258,7 +378,7 @@ func (h *Handler) postSurvey(w http.ResponseWriter, r *http.Request) {
 		h.message(w, http.StatusServiceUnavailable, "Не удалось сохранить ответ", "Пожалуйста, попробуйте отправить анкету ещё раз через несколько минут.")
 		return
 	}
-	h.log.Info("response saved", "invitation", s.InvitationID, "rating", resp.Rating)
+	h.log.Info("response saved", "invitation", s.InvitationID, "rating", resp.Rating, "alerts", len(resp.AlertTo))
 	h.message(w, http.StatusOK, "Спасибо за ответ!", "Ваше мнение поможет нам стать лучше.")
 }
 
@@ -362,11 +482,67 @@ func Preview(dir string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := surveyPage{Title: "Оцените покупку", StoreName: "Хофф Екатеринбург", PurchaseDate: "22.11.2026", Action: "/s/SAMPLEtoken"}
+	q := DefaultQuestions()
+	p := surveyPage{Title: "Оцените покупку", Heading: strings.ReplaceAll(q.Title, "{store}", "Хофф Екатеринбург"), Q: q,
+		StoreName: "Хофф Екатеринбург", PurchaseDate: "22.11.2026", Action: "/s/SAMPLEtoken"}
 	p.fill(5, -1, nil, nil)
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, "survey.html", p); err != nil {
 		return nil, fmt.Errorf("page template: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// merge adds to the customer's own choices what the dictionary found in
+// the comment for categories the customer did not mark.
+func merge(chosen, found []store.Feedback) []store.Feedback {
+	marked := map[string]bool{}
+	for _, f := range chosen {
+		marked[f.Category] = true
+	}
+	out := chosen
+	for _, f := range found {
+		if !marked[f.Category] {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// negative reports whether an answer calls for an alert: rated at or
+// under the threshold, or with a negative category.
+func (h *Handler) negative(r store.Response) bool {
+	if r.Rating <= h.opts.AlertAt {
+		return true
+	}
+	for _, f := range r.Feedback {
+		if f.Tone == Negative {
+			return true
+		}
+	}
+	return false
+}
+
+// alertTo returns who hears about a negative answer: the store's director
+// from the stores feed, and the configured groups.
+func (h *Handler) alertTo(r *http.Request, storeCode string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(e string) {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if e != "" && !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	st, err := h.db.GetStore(r.Context(), storeCode)
+	if err == nil {
+		add(st.DirectorEmail)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		h.log.Warn("look up store director", "store", storeCode, "err", err)
+	}
+	for _, g := range h.opts.AlertGroups {
+		add(g)
+	}
+	return out
 }

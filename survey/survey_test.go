@@ -2,11 +2,13 @@ package survey_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +29,7 @@ func sent(tb testing.TB, token string) (*store.DB, *httptest.Server) {
 	now := time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return now }
 	b, _ := db.BeginBatch(ctx, 0)
-	b.AddStore(ctx, store.Store{Code: "0001", Name: "Хофф <Химки>", TimeZone: "Europe/Moscow"})
+	b.AddStore(ctx, store.Store{Code: "0001", Name: "Хофф <Химки>", TimeZone: "Europe/Moscow", DirectorEmail: "director@example.ru"})
 	b.Commit()
 	inv := store.NewInvitation{Candidate: store.Candidate{StoreCode: "0001", Receipt: "R", At: now.Add(-20 * time.Hour),
 		CustomerCode: "C", Email: "c@example.ru"}, Token: token, DueAt: now, Expires: now.Add(time.Hour)}
@@ -42,7 +44,7 @@ func sent(tb testing.TB, token string) (*store.DB, *httptest.Server) {
 	if err := db.MarkSent(ctx, out[0], "<x@example.ru>"); err != nil {
 		tb.Fatal(err)
 	}
-	h, err := survey.New(db, survey.Options{})
+	h, err := survey.New(db, survey.Options{AlertGroups: []string{"training@example.ru"}, PerIPRate: 1000, PerIPBurst: 1000})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -200,5 +202,79 @@ func TestSurvey_SecurityHeaders(t *testing.T) {
 	big := url.Values{"rating": {"5"}, "comment": {strings.Repeat("я", 40<<10)}}
 	if code, _ := post(t, srv.URL+"/s/tok", big); code != http.StatusBadRequest {
 		t.Errorf("an oversized body got %d, want 400", code)
+	}
+}
+
+// alerts lists the queued alerts' recipients.
+func alerts(tb testing.TB, db *store.DB) []string {
+	tb.Helper()
+	out, err := db.ClaimDue(context.Background(), 100)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var to []string
+	for _, o := range out {
+		if o.Kind == store.KindAlert {
+			to = append(to, o.Email)
+		}
+	}
+	sort.Strings(to)
+	return to
+}
+
+func TestSurvey_NegativeAnswerAlertsDirectorOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		form url.Values
+		want string
+	}{
+		{"low rating", url.Values{"rating": {"2"}}, "director@example.ru training@example.ru"},
+		{"good rating, bad comment", url.Values{"rating": {"5"}, "comment": {"Цены кусаются"}}, "director@example.ru training@example.ru"},
+		{"good rating, bad category", url.Values{"rating": {"4"}, "bad": {"comfort"}}, "director@example.ru training@example.ru"},
+		{"good answer", url.Values{"rating": {"5"}, "comment": {"Продавец помог выбрать, спасибо"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, srv := sent(t, "tok")
+			if code, body := post(t, srv.URL+"/s/tok", tc.form); code != 200 {
+				t.Fatalf("POST = %d %s", code, body)
+			}
+			post(t, srv.URL+"/s/tok", tc.form) // a second POST changes nothing
+			if got := strings.Join(alerts(t, db), " "); got != tc.want {
+				t.Fatalf("alerts to %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSurvey_CommentClassifiedBesidesChoices(t *testing.T) {
+	db, srv := sent(t, "tok")
+	post(t, srv.URL+"/s/tok", url.Values{"rating": {"4"}, "good": {"service"}, "comment": {"Продавец не помог, и не хватает моделей"}})
+	counts, _ := db.FeedbackCounts(context.Background(), store.Period{From: time.Unix(0, 0), To: time.Now().AddDate(1, 0, 0)})
+	// The customer's own choice for service stands; the comment adds
+	// assortment.
+	want := map[store.Feedback]int64{{Category: "service", Tone: "positive"}: 1, {Category: "assortment", Tone: "negative"}: 1}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Fatalf("feedback = %v, want %v", counts, want)
+	}
+}
+
+func TestSurvey_RateLimitPerIP(t *testing.T) {
+	db, _ := sent(t, "tok")
+	h, err := survey.New(db, survey.Options{PerIPRate: 1, PerIPBurst: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	codes := ""
+	for range 5 {
+		code, _ := get(t, srv.URL+"/s/nope")
+		codes += fmt.Sprint(code, " ")
+	}
+	if codes != "404 404 404 429 429 " {
+		t.Fatalf("codes = %s", codes)
+	}
+	if code, _ := get(t, srv.URL+"/healthz"); code != 200 {
+		t.Fatalf("healthz limited: %d", code)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"gopkg.in/yaml.v3"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -255,13 +257,51 @@ func (a *app) job(ctx context.Context, name string, fn func(context.Context) (st
 
 // surveyHandler builds the survey site from the config.
 func (a *app) surveyHandler() (*survey.Handler, error) {
-	o := survey.Options{Pages: a.cfg.Survey.Pages, Zone: a.loc, Log: a.log}
-	if *a.cfg.Survey.ThankYou {
+	s := a.cfg.Survey
+	o := survey.Options{Pages: s.Pages, Zone: a.loc, Log: a.log, AlertAt: s.Alerts.Threshold,
+		PerIPRate: s.PerIPRate, RealIPHeader: s.RealIPHeader}
+	for _, g := range s.Alerts.Groups {
+		if addr, err := mailer.ParseAddress(g); err == nil {
+			o.AlertGroups = append(o.AlertGroups, addr.Address)
+		}
+	}
+	if *s.ThankYou {
 		o.ThanksWithin = 3 * 24 * time.Hour
+	}
+	q, err := loadQuestions(s.Questions)
+	if err != nil {
+		return nil, &ConfigError{File: a.cfg.path, Key: "survey.questions", Msg: err.Error()}
+	}
+	o.Questions = &q
+	if o.Dictionary, err = survey.LoadDictionary(s.Dictionary); err != nil {
+		return nil, &ConfigError{File: a.cfg.path, Key: "survey.dictionary", Msg: err.Error()}
 	}
 	h, err := survey.New(a.db, o)
 	if err != nil {
 		return nil, &ConfigError{File: a.cfg.path, Key: "survey.pages", Msg: err.Error()}
 	}
 	return h, nil
+}
+
+// loadQuestions reads the survey's questions from a YAML file, strictly;
+// keys left out keep their built-in texts.
+func loadQuestions(path string) (survey.Questions, error) {
+	q := survey.DefaultQuestions()
+	if path == "" {
+		return q, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return q, err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&q); err != nil && !errors.Is(err, io.EOF) {
+		return q, fmt.Errorf("%s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := q.Check(); err != nil {
+		return q, fmt.Errorf("%s: %v", path, err)
+	}
+	return q, nil
 }

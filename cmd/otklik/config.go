@@ -127,6 +127,22 @@ type SurveyConfig struct {
 	// ThankYou sends a thank-you with a promo code after an answer.
 	ThankYou *bool          `yaml:"thank_you"`
 	Sampling SamplingConfig `yaml:"sampling"`
+	// Questions is a YAML file of the survey's texts and scales; "" uses
+	// the built-in ones.
+	Questions string `yaml:"questions"`
+	// Dictionary is the keyword file that classifies comments; "" uses
+	// the built-in one.
+	Dictionary   string       `yaml:"dictionary"`
+	Alerts       AlertsConfig `yaml:"alerts"`
+	PerIPRate    float64      `yaml:"per_ip_rate"`
+	RealIPHeader string       `yaml:"real_ip_header"`
+}
+
+// AlertsConfig says which answers are negative and who hears about them
+// besides the store's director.
+type AlertsConfig struct {
+	Threshold int      `yaml:"threshold"`
+	Groups    []string `yaml:"groups"`
 }
 
 // SamplingConfig sets monthly targets of answers per store.
@@ -141,6 +157,11 @@ type ScheduleConfig struct {
 	Ingest string `yaml:"ingest"`
 	Send   string `yaml:"send"`
 	Report string `yaml:"report"`
+	// Alerts sends what customers' answers started (alerts to directors,
+	// thank-yous) through the day and night.
+	Alerts string `yaml:"alerts"`
+	// Export writes answers, promo codes and unsubscribes back for 1C.
+	Export string `yaml:"export"`
 }
 
 // ReportsConfig says where workbooks go and who gets them.
@@ -318,6 +339,11 @@ func (c *Config) defaults() {
 	def(&c.Schedule.Ingest, "*/15 0-8 * * *")
 	def(&c.Schedule.Send, "*/10 9-20 * * *")
 	def(&c.Schedule.Report, "0 7 1 * *")
+	def(&c.Schedule.Alerts, "*/2 * * * *")
+	def(&c.Schedule.Export, "30 6 * * *")
+	if c.Survey.Alerts.Threshold == 0 {
+		c.Survey.Alerts.Threshold = 3
+	}
 	if c.SMTP.Timeout == 0 {
 		c.SMTP.Timeout = Duration(60 * time.Second)
 	}
@@ -348,7 +374,6 @@ func (c *Config) defaults() {
 		def(&s.Type, "local")
 		def(&s.After, "keep")
 		def(&s.ProcessedDir, "processed")
-		def(&s.OutboundDir, "outbound")
 		if s.Type == "ftps" {
 			def(&s.TLS, "explicit")
 		}
@@ -374,6 +399,8 @@ func (c *Config) defaults() {
 	abs(&c.Reports.Dir)
 	abs(&c.Templates)
 	abs(&c.Survey.Pages)
+	abs(&c.Survey.Questions)
+	abs(&c.Survey.Dictionary)
 	abs(&c.SMTP.PasswordFile)
 	abs(&c.SMTP.DKIM.KeyFile)
 	for i := range c.Sources {
@@ -551,6 +578,7 @@ func (c *Config) Validate() error {
 	}
 	for _, s := range []struct{ key, spec string }{
 		{"schedule.ingest", c.Schedule.Ingest}, {"schedule.send", c.Schedule.Send}, {"schedule.report", c.Schedule.Report},
+		{"schedule.alerts", c.Schedule.Alerts}, {"schedule.export", c.Schedule.Export},
 	} {
 		if err := checkCron(s.spec); err != nil {
 			return bad(s.key, "%q: %v", s.spec, err)
@@ -563,6 +591,17 @@ func (c *Config) Validate() error {
 	}
 	if c.SpoolKeepDays < 0 {
 		return bad("spool_keep_days", "must not be negative")
+	}
+	if t := c.Survey.Alerts.Threshold; t < 1 || t > 5 {
+		return bad("survey.alerts.threshold", "must be a rating from 1 to 5")
+	}
+	for i, m := range c.Survey.Alerts.Groups {
+		if a, err := mail.ParseAddress(m); err != nil || !strings.Contains(a.Address, "@") {
+			return bad(fmt.Sprintf("survey.alerts.groups[%d]", i), "%q is not an email address", m)
+		}
+	}
+	if c.Survey.PerIPRate < 0 {
+		return bad("survey.per_ip_rate", "must not be negative")
 	}
 	for i, m := range c.Reports.Managers {
 		if a, err := mail.ParseAddress(m); err != nil || !strings.Contains(a.Address, "@") {

@@ -32,6 +32,7 @@ sources:
   - name: office
     type: local
     dir: drop
+    outbound_dir: to-1c
     ready:
       min_age: 0s
 smtp:
@@ -46,6 +47,10 @@ survey:
   cooldown_days: 30
   window: "10:00-20:00"
   reminder_days: 2
+  # The demo's customers all answer from 127.0.0.1.
+  per_ip_rate: 10000
+  alerts:
+    groups: ["Отдел обучения <training@hoff.example.ru>"]
 reports:
   dir: reports
   managers:
@@ -185,6 +190,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	say("5. survey: %d customers answered through the survey page at %s, %d unsubscribed in one click", answered, base, unsubscribed)
+	answerDay := a.db.Now()
 	thanks, err := a.send(ctx, t)
 	if err != nil {
 		return err
@@ -200,7 +206,12 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	say("   %d thank-you emails with a promo code; two days later %d reminders planned, %d sent", thanks.Sent, pres.Reminders, reminded.Sent)
+	say("   %d thank-you emails with a promo code and alerts about negative answers to directors; two days later %d reminders planned, %d sent",
+		thanks.Sent, pres.Reminders, reminded.Sent)
+	if _, err := a.export(ctx, []time.Time{answerDay}); err != nil {
+		return err
+	}
+	say("   answers, promo codes and unsubscribes written back for 1C in %s", filepath.Join(dir, "drop", "to-1c"))
 
 	sender, err := a.smtpSender()
 	if err != nil {

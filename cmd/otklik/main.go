@@ -48,6 +48,7 @@ var commands = map[string]command{
 	"demo":    {"the whole nightly cycle on bundled sample data, no setup needed", cmdDemo},
 	"preview": {"render an email or page template with sample data", cmdPreview},
 	"forget":  {"erase a customer's personal data on request", cmdForget},
+	"export":  {"write answers, promo codes and unsubscribes back for 1C", cmdExport},
 	"version": {"print the version", cmdVersion},
 }
 

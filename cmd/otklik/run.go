@@ -61,8 +61,10 @@ func (a *app) serve(ctx context.Context, ln net.Listener, h http.Handler, t *mai
 	c := cron.New(cron.WithLocation(a.loc), cron.WithParser(cron.NewParser(
 		cron.Minute|cron.Hour|cron.Dom|cron.Month|cron.Dow)))
 	for _, j := range jobs {
-		if _, err := c.AddFunc(j.spec, func() { j.run(ctx) }); err != nil {
-			return fmt.Errorf("schedule %s: %w", j.name, err)
+		for _, spec := range append([]string{j.spec}, j.more...) {
+			if _, err := c.AddFunc(spec, func() { j.run(ctx) }); err != nil {
+				return fmt.Errorf("schedule %s: %w", j.name, err)
+			}
 		}
 	}
 	c.Start()
@@ -103,6 +105,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener, h http.Handler, t *mai
 type scheduled struct {
 	name string
 	spec string
+	more []string // further schedules of the same job, sharing its lock
 	fn   func(context.Context) error
 	log  *slog.Logger
 	mu   sync.Mutex
@@ -140,11 +143,18 @@ func (a *app) jobs(t *mailer.Templates) []*scheduled {
 			_, err := a.plan(ctx, false)
 			return err
 		}},
-		{name: "send", spec: s.Send, log: a.log, fn: func(ctx context.Context) error {
+		// Alerts and thank-yous run through the send job too, on its own
+		// schedule but under the same lock: two senders must never run
+		// at once.
+		{name: "send", spec: s.Send, more: []string{s.Alerts}, log: a.log, fn: func(ctx context.Context) error {
 			if _, err := a.plan(ctx, false); err != nil {
 				return err
 			}
 			_, err := a.send(ctx, t)
+			return err
+		}},
+		{name: "export", spec: s.Export, log: a.log, fn: func(ctx context.Context) error {
+			_, err := a.export(ctx, nil)
 			return err
 		}},
 		{name: "report", spec: s.Report, log: a.log, fn: func(ctx context.Context) error {
