@@ -19,10 +19,12 @@ build:
 
 # What the tests need from Debian's packages: openpyxl reads workbooks as
 # an independent reader; vsftpd and sshd are the real servers the sources
-# are tested against. As root they are installed here; otherwise those
+# are tested against; chromium runs the survey page end to end. As root
+# they are installed here; otherwise those
 # tests are skipped (outside CI).
 TEST_PACKAGES := python3-openpyxl:/usr/lib/python3/dist-packages/openpyxl \
-	vsftpd:/usr/sbin/vsftpd openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/sftp curl:/usr/bin/curl
+	vsftpd:/usr/sbin/vsftpd openssh-server:/usr/sbin/sshd openssh-client:/usr/bin/sftp curl:/usr/bin/curl \
+	chromium:/usr/bin/chromium
 
 test-deps:
 	@missing=""; for p in $(TEST_PACKAGES); do \
