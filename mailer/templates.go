@@ -176,6 +176,7 @@ type ReportData struct {
 	NPS          string
 	Negative     int64
 	FileName     string
+	Highlights   []string // the month's largest changes
 }
 
 // SampleData returns example data for a kind, for checking templates at
@@ -204,6 +205,7 @@ func SampleData(kind string) any {
 		return ReportData{
 			Month: "октябрь 2026", Sent: 12840, Responses: 1931, ResponseRate: "15,0 %",
 			CSI: "4,31", NPS: "+42", Negative: 214, FileName: "otklik-2026-10.xlsx",
+			Highlights: []string{"Жалоб на «обслуживание» больше: 41 против 28 в прошлом месяце."},
 		}
 	}
 	return nil

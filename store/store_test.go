@@ -101,7 +101,7 @@ func TestAddResponse_Once(t *testing.T) {
 	if _, err := db.AddResponse(ctx, "nope", store.Response{Rating: 1}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown token: err = %v, want ErrNotFound", err)
 	}
-	counts, err := db.FeedbackCounts(ctx, store.Period{From: now.Add(-time.Hour), To: now.Add(time.Hour)})
+	counts, err := db.FeedbackCounts(ctx, store.Period{From: now.Add(-time.Hour), To: now.Add(time.Hour)}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func TestSurvey_PostRecordsOnce(t *testing.T) {
 	if got := responses(t, db); got != 1 {
 		t.Fatalf("responses = %d", got)
 	}
-	counts, _ := db.FeedbackCounts(context.Background(), store.Period{From: time.Unix(0, 0), To: time.Now().AddDate(1, 0, 0)})
+	counts, _ := db.FeedbackCounts(context.Background(), store.Period{From: time.Unix(0, 0), To: time.Now().AddDate(1, 0, 0)}, nil)
 	if counts[store.Feedback{Category: "service", Tone: "negative"}] != 1 || counts[store.Feedback{Category: "comfort", Tone: "positive"}] != 1 || len(counts) != 2 {
 		t.Fatalf("feedback = %v", counts)
 	}
@@ -249,7 +249,7 @@ func TestSurvey_NegativeAnswerAlertsDirectorOnce(t *testing.T) {
 func TestSurvey_CommentClassifiedBesidesChoices(t *testing.T) {
 	db, srv := sent(t, "tok")
 	post(t, srv.URL+"/s/tok", url.Values{"rating": {"4"}, "good": {"service"}, "comment": {"Продавец не помог, и не хватает моделей"}})
-	counts, _ := db.FeedbackCounts(context.Background(), store.Period{From: time.Unix(0, 0), To: time.Now().AddDate(1, 0, 0)})
+	counts, _ := db.FeedbackCounts(context.Background(), store.Period{From: time.Unix(0, 0), To: time.Now().AddDate(1, 0, 0)}, nil)
 	// The customer's own choice for service stands; the comment adds
 	// assortment.
 	want := map[store.Feedback]int64{{Category: "service", Tone: "positive"}: 1, {Category: "assortment", Tone: "negative"}: 1}

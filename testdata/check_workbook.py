@@ -15,7 +15,7 @@ path = sys.argv[1]
 min_answers = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 wb = openpyxl.load_workbook(path)
 
-want = ["Сводка", "Категории", "Продажи"]
+want = ["Сводка", "Магазины", "Категории", "Комментарии", "Продажи", "Методика"]
 if wb.sheetnames[: len(want)] != want:
     sys.exit(f"sheets are {wb.sheetnames}, want {want} first")
 
@@ -28,10 +28,16 @@ sent = labels.get("Приглашений отправлено")
 if not isinstance(sent, int):
     sys.exit(f"Сводка: 'Приглашений отправлено' is {sent!r}")
 
-for name in ("Категории", "Продажи"):
+for name, n in (("Категории", 2), ("Продажи", 1)):
     ws = wb[name]
-    if len(ws._charts) != 1:
-        sys.exit(f"{name}: {len(ws._charts)} charts, want 1")
+    if len(ws._charts) != n:
+        sys.exit(f"{name}: {len(ws._charts)} charts, want {n}")
+
+stores = wb["Магазины"]
+if stores.cell(row=1, column=13).value != "ИКУ":
+    sys.exit(f"Магазины: column M is {stores.cell(row=1, column=13).value!r}, want ИКУ")
+if stores.freeze_panes != "A2" or not stores.auto_filter.ref:
+    sys.exit(f"Магазины: header not frozen ({stores.freeze_panes}) or no filter ({stores.auto_filter.ref})")
 
 cats = wb["Категории"]
 months = [cats.cell(row=r, column=1).value for r in range(2, 14)]

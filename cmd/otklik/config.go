@@ -168,6 +168,11 @@ type ScheduleConfig struct {
 type ReportsConfig struct {
 	Dir      string   `yaml:"dir"`
 	Managers []string `yaml:"managers"`
+	// MinAnswers: stores with fewer answers in the month are not ranked.
+	MinAnswers int `yaml:"min_answers"`
+	// Directors: each store director also gets the workbook of their own
+	// stores.
+	Directors *bool `yaml:"directors"`
 }
 
 // Duration is a time.Duration written as "90s" or "15m" in YAML.
@@ -341,6 +346,13 @@ func (c *Config) defaults() {
 	def(&c.Schedule.Report, "0 7 1 * *")
 	def(&c.Schedule.Alerts, "*/2 * * * *")
 	def(&c.Schedule.Export, "30 6 * * *")
+	if c.Reports.MinAnswers == 0 {
+		c.Reports.MinAnswers = 30
+	}
+	if c.Reports.Directors == nil {
+		yes := true
+		c.Reports.Directors = &yes
+	}
 	if c.Survey.Alerts.Threshold == 0 {
 		c.Survey.Alerts.Threshold = 3
 	}

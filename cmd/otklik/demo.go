@@ -224,7 +224,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	say("6. report for %s: %s (emailed to the managers)", reports.MonthName(month), path)
+	say("6. report for %s: %s (emailed to the managers; each director got the workbook of their stores)", reports.MonthName(month), path)
 
 	st, err := a.db.Status(ctx)
 	if err != nil {

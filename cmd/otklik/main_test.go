@@ -87,17 +87,19 @@ func TestMain_Demo(t *testing.T) {
 	if s.Purchases >= s.Lines {
 		t.Errorf("purchases %d should count receipts, fewer than lines %d", s.Purchases, s.Lines)
 	}
-	reports, _ := filepath.Glob(filepath.Join(dir, "reports", "*.xlsx"))
-	if len(reports) != 1 {
-		t.Fatalf("workbooks: %v", reports)
+	reports, _ := filepath.Glob(filepath.Join(dir, "reports", "otklik-????-??.xlsx"))
+	directors, _ := filepath.Glob(filepath.Join(dir, "reports", "otklik-????-??-*.xlsx"))
+	if len(reports) != 1 || len(directors) != 6 {
+		t.Fatalf("workbooks: %v and directors' %v", reports, directors)
 	}
 	checkWorkbook(t, reports[0], int(s.Responses))
+	checkWorkbook(t, directors[0], 0)
 	mails, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml"))
-	// Every message the server accepted, and the report to managers; the
-	// bounced ones never reached it.
-	if got, want := int64(len(mails)), s.Invitations["sent"]+s.Messages["sent"]+1; got != want {
-		t.Errorf("%d .eml files, want %d: %d invitations, %d reminders and thank-yous, one report",
-			got, want, s.Invitations["sent"], s.Messages["sent"])
+	// Every message the server accepted, the report to managers and one
+	// to each director; the bounced ones never reached it.
+	if got, want := int64(len(mails)), s.Invitations["sent"]+s.Messages["sent"]+1+int64(len(directors)); got != want {
+		t.Errorf("%d .eml files, want %d: %d invitations, %d reminders, thank-yous and alerts, %d reports",
+			got, want, s.Invitations["sent"], s.Messages["sent"], 1+len(directors))
 	}
 }
 

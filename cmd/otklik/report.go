@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/otklik/otklik/mailer"
 	"github.com/otklik/otklik/reports"
+	"github.com/otklik/otklik/store"
 )
 
 func cmdReport(ctx context.Context, e *env, args []string) error {
@@ -19,7 +23,7 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 	if _, err := flags("report", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&month, "month", "", "the month, YYYY-MM (default: the month just ended)")
 		fs.StringVar(&out, "out", "", "the workbook to write (default: in reports.dir)")
-		fs.BoolVar(&noEmail, "no-email", false, "write the workbook only")
+		fs.BoolVar(&noEmail, "no-email", false, "write the workbooks only")
 	}); err != nil {
 		return err
 	}
@@ -54,8 +58,9 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 	return err
 }
 
-// report writes the workbook of month and, with a sender, emails it to
-// the managers.
+// report writes the month's workbook for the whole chain and, with
+// reports.directors, one for each director's stores; with a sender it
+// emails the chain's to the managers and each director theirs.
 func (a *app) report(ctx context.Context, month time.Time, out string, sender mailer.Sender, t *mailer.Templates) (string, error) {
 	if out == "" {
 		out = filepath.Join(a.cfg.Reports.Dir, "otklik-"+month.Format("2006-01")+".xlsx")
@@ -64,36 +69,78 @@ func (a *app) report(ctx context.Context, month time.Time, out string, sender ma
 		if err := os.MkdirAll(filepath.Dir(out), 0o750); err != nil {
 			return "", err
 		}
-		sum, err := reports.Build(ctx, a.db, month, out, a.cfg.Spool)
+		opts := reports.Options{Month: month, Zone: a.loc, MinAnswers: a.cfg.Reports.MinAnswers, TmpDir: a.cfg.Spool}
+		sum, err := reports.Build(ctx, a.db, opts, out)
 		if err != nil {
 			return "", err
 		}
 		detail := fmt.Sprintf("%s: %d sent, %d answers", month.Format("2006-01"), sum.Stats.Sent, sum.Stats.Responses)
-		if sender == nil {
-			return detail, nil
+		var errs []error
+		emailed := 0
+		if sender != nil {
+			if len(a.cfg.Reports.Managers) == 0 {
+				a.log.Warn("report not emailed: reports.managers is empty")
+			} else if err := a.emailReport(ctx, sum, out, a.cfg.Reports.Managers, sender, t); err != nil {
+				errs = append(errs, err)
+			} else {
+				emailed += len(a.cfg.Reports.Managers)
+			}
 		}
-		if len(a.cfg.Reports.Managers) == 0 {
-			a.log.Warn("report not emailed: reports.managers is empty")
-			return detail + "; not emailed (no managers)", nil
+		if *a.cfg.Reports.Directors {
+			directors, err := a.db.Directors(ctx)
+			if err != nil {
+				return detail, err
+			}
+			emails := make([]string, 0, len(directors))
+			for d := range directors {
+				emails = append(emails, d)
+			}
+			sort.Strings(emails)
+			for _, d := range emails {
+				o := opts
+				o.Scope, o.ScopeName = store.Scope(directors[d]), "магазины "+strings.Join(directors[d], ", ")
+				local, _, _ := strings.Cut(d, "@")
+				path := strings.TrimSuffix(out, ".xlsx") + "-" + fileSafe(local) + ".xlsx"
+				dsum, err := reports.Build(ctx, a.db, o, path)
+				if err != nil {
+					return detail, err
+				}
+				if sender == nil {
+					continue
+				}
+				if err := a.emailReport(ctx, dsum, path, []string{d}, sender, t); err != nil {
+					errs = append(errs, fmt.Errorf("director %s: %w", mailer.Mask(d), err))
+					continue
+				}
+				emailed++
+			}
+			detail += fmt.Sprintf("; %d director versions", len(emails))
 		}
-		if err := a.emailReport(ctx, sum, out, sender, t); err != nil {
-			return detail, err
-		}
-		return fmt.Sprintf("%s; emailed to %d managers", detail, len(a.cfg.Reports.Managers)), nil
+		return fmt.Sprintf("%s; emailed to %d addresses", detail, emailed), errors.Join(errs...)
 	})
 	return out, err
 }
 
-func (a *app) emailReport(ctx context.Context, sum reports.Summary, path string, sender mailer.Sender, t *mailer.Templates) error {
+// fileSafe keeps letters, digits, '-' and '.' of a name for a file name.
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 128 && (r == '-' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func (a *app) emailReport(ctx context.Context, sum reports.Summary, path string, to []string, sender mailer.Sender, t *mailer.Templates) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	name := filepath.Base(path)
 	r, err := t.Render(mailer.KindReport, mailer.ReportData{
-		Month: reports.MonthName(sum.Month), Sent: sum.Stats.Sent, Responses: sum.Stats.Responses,
-		ResponseRate: reports.FormatPercent(sum.ResponseRate), CSI: reports.FormatNumber(sum.CSI, 2),
-		NPS: reports.FormatNPS(sum.NPS), Negative: sum.Stats.Negative, FileName: name,
+		Month: reports.MonthName(sum.Month), Scope: sum.Scope, Sent: sum.Fig.Sent, Responses: sum.Fig.Answers,
+		ResponseRate: reports.FormatPercent(sum.Fig.ResponseRate), CSI: reports.FormatNumber(sum.Fig.CSI, 2),
+		NPS: reports.FormatNPS(sum.Fig.NPS), Negative: sum.Fig.Negative, FileName: name, Highlights: sum.Movements,
 	})
 	if err != nil {
 		return err
@@ -102,18 +149,18 @@ func (a *app) emailReport(ctx context.Context, sum reports.Summary, path string,
 	if err != nil {
 		return err
 	}
-	var to []*mail.Address
+	var addrs []*mail.Address
 	var rcpts []string
-	for _, m := range a.cfg.Reports.Managers {
+	for _, m := range to {
 		addr, err := mailer.ParseAddress(m)
 		if err != nil {
 			return err
 		}
-		to = append(to, addr)
+		addrs = append(addrs, addr)
 		rcpts = append(rcpts, addr.Address)
 	}
 	msg, _, err := mailer.Compose(mailer.Message{
-		From: from, To: to, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Date: a.db.Now(),
+		From: from, To: addrs, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Date: a.db.Now(),
 		Attachments: []mailer.Attachment{{
 			Name: name, Data: data,
 			ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
