@@ -65,11 +65,21 @@ bench: test-deps
 	fi
 	./bench/run.sh
 
+# Installs the binary, the systemd unit and, if there is none yet, the
+# example config; as root it also makes the otklik user and its data
+# folder. Then: edit the config, `otklik check`, `systemctl enable --now otklik`.
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/otklik
+	install -D -m 0644 cmd/otklik/otklik.service $(DESTDIR)/etc/systemd/system/otklik.service
 	@if [ ! -e $(DESTDIR)$(CONFDIR)/otklik.yaml ]; then \
 		install -D -m 0640 config.example.yaml $(DESTDIR)$(CONFDIR)/otklik.yaml; \
 		echo "edit $(DESTDIR)$(CONFDIR)/otklik.yaml, then: otklik --config $(CONFDIR)/otklik.yaml check"; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		id otklik >/dev/null 2>&1 || useradd --system --home-dir /var/lib/otklik --shell /usr/sbin/nologin otklik; \
+		install -d -o otklik -g otklik -m 0750 /var/lib/otklik; \
+		chgrp otklik $(CONFDIR)/otklik.yaml; \
+		systemctl daemon-reload 2>/dev/null || true; \
 	fi
 
 clean:

@@ -199,3 +199,61 @@ func TestSourceRun(t *testing.T) {
 		t.Fatalf("events = %v, want %s", got, want)
 	}
 }
+
+func TestCondition_OnceAndClear(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	var events []string
+	for _, active := range []bool{false, true, true, true, false, false, true} {
+		started, ended, err := db.Condition(ctx, "smtp", active, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, map[[2]bool]string{{true, false}: "start", {false, true}: "end", {false, false}: "-"}[[2]bool{started, ended}])
+	}
+	if got := strings.Join(events, " "); got != "- start - - end - start" {
+		t.Fatalf("events = %s", got)
+	}
+}
+
+func TestRetainAndBackup(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	old := time.Date(2022, 1, 10, 9, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return old }
+	b, _ := db.BeginBatch(ctx, 0)
+	b.AddCustomer(ctx, store.Customer{Code: "old", Name: "Старый", Email: "old@example.ru", Consent: true})
+	b.AddCustomer(ctx, store.Customer{Code: "buyer", Name: "Покупатель", Email: "buyer@example.ru", Consent: true})
+	b.AddPurchaseLine(ctx, store.PurchaseLine{StoreCode: "1", Receipt: "r", Line: 1, At: now.AddDate(0, -1, 0), CustomerCode: "buyer", QtyMilli: 1000, SumKop: 100})
+	b.Commit()
+	db.Now = func() time.Time { return now }
+	cards, _, err := db.Retain(ctx, now.AddDate(-3, 0, 0), now.AddDate(-3, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cards != 1 {
+		t.Fatalf("anonymized %d cards, want 1 (the one neither updated nor buying for 3 years)", cards)
+	}
+	// The copy opens and holds the data; only the newest two are kept.
+	dir := t.TempDir()
+	var last string
+	for i := range 3 {
+		db.Now = func() time.Time { return now.Add(time.Duration(i) * time.Second) }
+		if last, err = db.Backup(ctx, dir, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copies, _ := filepath.Glob(filepath.Join(dir, "otklik-*.db"))
+	if len(copies) != 2 || copies[1] != last {
+		t.Fatalf("copies = %v", copies)
+	}
+	cp, err := store.Open(ctx, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if s, _ := cp.Status(ctx); s.Customers != 2 || s.PurchaseLines != 1 {
+		t.Fatalf("backup holds %+v", s)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -136,8 +137,7 @@ type Options struct {
 type Handler struct {
 	db    *store.DB
 	opts  Options
-	q     Questions
-	dict  *Dictionary
+	text  atomic.Pointer[texts] // questions and dictionary, reloadable
 	ips   *ipLimiter
 	pages *template.Template
 	zone  *time.Location
@@ -182,8 +182,9 @@ func New(db *store.DB, o Options) (*Handler, error) {
 	if o.PerIPBurst <= 0 {
 		o.PerIPBurst = 30
 	}
-	h := &Handler{db: db, opts: o, q: q, dict: dict, ips: newIPLimiter(o.PerIPRate, o.PerIPBurst),
+	h := &Handler{db: db, opts: o, ips: newIPLimiter(o.PerIPRate, o.PerIPBurst),
 		pages: pages, zone: zone, log: log.With("component", "survey"), mux: http.NewServeMux()}
+	h.text.Store(&texts{q: q, dict: dict})
 	h.mux.HandleFunc("GET /s/{token}", h.showSurvey)
 	h.mux.HandleFunc("POST /s/{token}", h.postSurvey)
 	h.mux.HandleFunc("GET /u/{token}", h.showUnsubscribe)
@@ -299,8 +300,8 @@ func (h *Handler) page(s store.Survey, r *http.Request) surveyPage {
 	}
 	return surveyPage{
 		Title:        "Оцените покупку",
-		Heading:      strings.ReplaceAll(h.q.Title, "{store}", name),
-		Q:            h.q,
+		Heading:      strings.ReplaceAll(h.text.Load().q.Title, "{store}", name),
+		Q:            h.text.Load().q,
 		StoreName:    name,
 		PurchaseDate: s.PurchasedAt.In(loc).Format("02.01.2006"),
 		Action:       "/s/" + r.PathValue("token"),
@@ -350,7 +351,7 @@ func (h *Handler) postSurvey(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, good, bad, problem := parseAnswer(r)
 	resp.ThanksWithin = h.opts.ThanksWithin
-	resp.Feedback = merge(resp.Feedback, h.dict.Classify(resp.Comment))
+	resp.Feedback = merge(resp.Feedback, h.text.Load().dict.Classify(resp.Comment))
 	if problem == "" && h.negative(resp) {
 		resp.AlertTo = h.alertTo(r, s.StoreCode)
 	}
@@ -545,4 +546,19 @@ func (h *Handler) alertTo(r *http.Request, storeCode string) []string {
 		add(g)
 	}
 	return out
+}
+
+type texts struct {
+	q    Questions
+	dict *Dictionary
+}
+
+// Reload swaps in new questions and a new dictionary (SIGHUP), for the
+// requests that come after.
+func (h *Handler) Reload(q Questions, d *Dictionary) error {
+	if err := q.Check(); err != nil {
+		return fmt.Errorf("survey questions: %w", err)
+	}
+	h.text.Store(&texts{q: q, dict: d})
+	return nil
 }

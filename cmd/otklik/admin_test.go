@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/otklik/otklik/etl/sample"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,5 +65,84 @@ admin:
 	}
 	if got := len(box.Messages()); got != 2 {
 		t.Fatalf("%d admin emails after recovery, want 2", got)
+	}
+}
+
+// TestWatch_MissingDropAlertsOnceAndClears: after expect_drop_by without
+// a purchases file the administrator hears once; when it arrives, once
+// more; a disk under min_free_mb is reported too.
+func TestWatch_MissingDropAlertsOnceAndClears(t *testing.T) {
+	ctx := context.Background()
+	box, err := inbox.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`database: otklik.db
+spool: spool
+sources:
+  - name: office
+    dir: drop
+    ready:
+      min_age: 0s
+smtp:
+  address: %s
+  from: "otklik <noreply@example.ru>"
+  tls: none
+survey:
+  base_url: https://otklik.example.ru
+admin:
+  emails: ["admin@example.ru"]
+  expect_drop_by: "08:00"
+  min_free_mb: 1000000000
+`, box.Addr())
+	path := filepath.Join(dir, "otklik.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	os.Mkdir(filepath.Join(dir, "drop"), 0o755)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openAppConfig(ctx, &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	msk := a.loc
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, msk)
+	a.db.Now = func() time.Time { return now }
+	subjects := func() []string {
+		var out []string
+		for _, m := range box.Messages() {
+			r, _ := mail.CreateReader(strings.NewReader(string(m.Data)))
+			s, _ := r.Header.Subject()
+			out = append(out, s)
+		}
+		return out
+	}
+	for range 3 {
+		if _, err := a.watch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := strings.Join(subjects(), " | ")
+	if strings.Count(got, "нет выгрузки purchases") != 1 || strings.Count(got, "мало места на диске") != 1 {
+		t.Fatalf("after three checks: %s", got)
+	}
+	sample.Write(filepath.Join(dir, "drop"), sample.Options{Now: now, Customers: 10, Days: 1, Receipts: 5, Seed: 1})
+	files, _ := filepath.Glob(filepath.Join(dir, "drop", "*"))
+	for _, f := range files { // dropped before the test's clock, not the machine's
+		os.Chtimes(f, now.Add(-time.Minute), now.Add(-time.Minute))
+	}
+	a.db.Now = func() time.Time { return now.Add(time.Hour) }
+	if _, err := a.ingest(ctx, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(subjects(), " | "); !strings.Contains(got, "снова в порядке: нет выгрузки purchases") {
+		t.Fatalf("after the drop: %s", got)
 	}
 }

@@ -24,12 +24,13 @@ import (
 
 // app is a configuration with the parts built from it.
 type app struct {
-	cfg  *Config
-	env  *env
-	log  *slog.Logger
-	loc  *time.Location
-	db   *store.DB
-	lock *os.File
+	cfg     *Config
+	env     *env
+	log     *slog.Logger
+	loc     *time.Location
+	db      *store.DB
+	lock    *os.File
+	metrics *metrics // the daemon's; nil for one-off commands
 }
 
 // openApp loads the config and opens the database. With exclusive set it
@@ -245,7 +246,9 @@ func (a *app) dispatcher(t *mailer.Templates) (*mailer.Dispatcher, error) {
 // job runs one step and records its outcome for status.
 func (a *app) job(ctx context.Context, name string, fn func(context.Context) (string, error)) error {
 	started := a.db.Now()
+	clock := time.Now()
 	detail, err := fn(ctx)
+	a.metrics.observe(name, time.Since(clock), err)
 	if rerr := a.db.RecordRun(context.WithoutCancel(ctx), name, started, err, detail); rerr != nil {
 		a.log.Error("record run", "job", name, "err", rerr)
 	}

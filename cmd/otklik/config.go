@@ -22,17 +22,19 @@ import (
 // Config is otklik's configuration file. Every key is documented in
 // config.example.yaml.
 type Config struct {
-	Timezone  string         `yaml:"timezone"`
-	Database  string         `yaml:"database"`
-	Spool     string         `yaml:"spool"`
-	Templates string         `yaml:"templates"`
-	Log       LogConfig      `yaml:"log"`
-	Sources   []SourceConfig `yaml:"sources"`
-	SMTP      SMTPConfig     `yaml:"smtp"`
-	Survey    SurveyConfig   `yaml:"survey"`
-	Schedule  ScheduleConfig `yaml:"schedule"`
-	Reports   ReportsConfig  `yaml:"reports"`
-	Admin     AdminConfig    `yaml:"admin"`
+	Timezone  string          `yaml:"timezone"`
+	Database  string          `yaml:"database"`
+	Spool     string          `yaml:"spool"`
+	Templates string          `yaml:"templates"`
+	Log       LogConfig       `yaml:"log"`
+	Sources   []SourceConfig  `yaml:"sources"`
+	SMTP      SMTPConfig      `yaml:"smtp"`
+	Survey    SurveyConfig    `yaml:"survey"`
+	Schedule  ScheduleConfig  `yaml:"schedule"`
+	Reports   ReportsConfig   `yaml:"reports"`
+	Admin     AdminConfig     `yaml:"admin"`
+	Backup    BackupConfig    `yaml:"backup"`
+	Retention RetentionConfig `yaml:"retention"`
 	// SpoolKeepDays is how long downloaded copies are kept.
 	SpoolKeepDays int `yaml:"spool_keep_days"`
 
@@ -81,10 +83,34 @@ type ReadyConfig struct {
 	DropMarker     string   `yaml:"drop_marker"`
 }
 
-// AdminConfig says who hears about trouble.
+// AdminConfig says who hears about trouble, and when.
 type AdminConfig struct {
 	Emails         []string `yaml:"emails"`
 	SourceFailures int      `yaml:"source_failures"`
+	// Listen is where /metrics and /healthz are served for monitoring.
+	Listen string `yaml:"listen"`
+	// ExpectDropBy: by this local time each day a file of each of
+	// ExpectedFeeds must have been loaded.
+	ExpectDropBy  string   `yaml:"expect_drop_by"`
+	ExpectedFeeds []string `yaml:"expected_feeds"`
+	// SmallDropShare: a day's drop of a feed with fewer rows than this
+	// share of the median of the 4 weeks before is reported.
+	SmallDropShare float64 `yaml:"small_drop_share"`
+	// MinFreeMB: less free space than this on the database's or the
+	// spool's disk is reported.
+	MinFreeMB int `yaml:"min_free_mb"`
+}
+
+// BackupConfig says where nightly copies of the database go.
+type BackupConfig struct {
+	Dir  string `yaml:"dir"`
+	Keep int    `yaml:"keep"`
+}
+
+// RetentionConfig says how long personal data is kept.
+type RetentionConfig struct {
+	CustomersMonths int `yaml:"customers_months"`
+	AnswersMonths   int `yaml:"answers_months"`
 }
 
 // SMTPConfig is the mail server otklik sends through.
@@ -162,6 +188,13 @@ type ScheduleConfig struct {
 	Alerts string `yaml:"alerts"`
 	// Export writes answers, promo codes and unsubscribes back for 1C.
 	Export string `yaml:"export"`
+	// Backup copies the database; Retention anonymizes old personal
+	// data; Summary emails the administrator the day's figures; Watch
+	// checks for missing drops, SMTP and disk space.
+	Backup    string `yaml:"backup"`
+	Retention string `yaml:"retention"`
+	Summary   string `yaml:"summary"`
+	Watch     string `yaml:"watch"`
 }
 
 // ReportsConfig says where workbooks go and who gets them.
@@ -346,6 +379,31 @@ func (c *Config) defaults() {
 	def(&c.Schedule.Report, "0 7 1 * *")
 	def(&c.Schedule.Alerts, "*/2 * * * *")
 	def(&c.Schedule.Export, "30 6 * * *")
+	def(&c.Schedule.Backup, "0 3 * * *")
+	def(&c.Schedule.Retention, "30 3 * * *")
+	def(&c.Schedule.Summary, "0 9 * * *")
+	def(&c.Schedule.Watch, "*/15 * * * *")
+	def(&c.Admin.Listen, "127.0.0.1:9180")
+	def(&c.Admin.ExpectDropBy, "08:00")
+	def(&c.Backup.Dir, "/var/lib/otklik/backup")
+	if c.Admin.ExpectedFeeds == nil {
+		c.Admin.ExpectedFeeds = []string{"purchases"}
+	}
+	if c.Admin.SmallDropShare == 0 {
+		c.Admin.SmallDropShare = 0.3
+	}
+	if c.Admin.MinFreeMB == 0 {
+		c.Admin.MinFreeMB = 1024
+	}
+	if c.Backup.Keep == 0 {
+		c.Backup.Keep = 7
+	}
+	if c.Retention.CustomersMonths == 0 {
+		c.Retention.CustomersMonths = 36
+	}
+	if c.Retention.AnswersMonths == 0 {
+		c.Retention.AnswersMonths = 36
+	}
 	if c.Reports.MinAnswers == 0 {
 		c.Reports.MinAnswers = 30
 	}
@@ -409,6 +467,7 @@ func (c *Config) defaults() {
 	abs(&c.Database)
 	abs(&c.Spool)
 	abs(&c.Reports.Dir)
+	abs(&c.Backup.Dir)
 	abs(&c.Templates)
 	abs(&c.Survey.Pages)
 	abs(&c.Survey.Questions)
@@ -591,6 +650,8 @@ func (c *Config) Validate() error {
 	for _, s := range []struct{ key, spec string }{
 		{"schedule.ingest", c.Schedule.Ingest}, {"schedule.send", c.Schedule.Send}, {"schedule.report", c.Schedule.Report},
 		{"schedule.alerts", c.Schedule.Alerts}, {"schedule.export", c.Schedule.Export},
+		{"schedule.backup", c.Schedule.Backup}, {"schedule.retention", c.Schedule.Retention},
+		{"schedule.summary", c.Schedule.Summary}, {"schedule.watch", c.Schedule.Watch},
 	} {
 		if err := checkCron(s.spec); err != nil {
 			return bad(s.key, "%q: %v", s.spec, err)
@@ -600,6 +661,23 @@ func (c *Config) Validate() error {
 		if a, err := mail.ParseAddress(m); err != nil || !strings.Contains(a.Address, "@") {
 			return bad(fmt.Sprintf("admin.emails[%d]", i), "%q is not an email address", m)
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil && c.Admin.Listen != "off" {
+		return bad("admin.listen", "%q is not host:port (or off)", c.Admin.Listen)
+	}
+	if _, err := mailer.ParseWindow(c.Admin.ExpectDropBy + "-24:00"); err != nil {
+		return bad("admin.expect_drop_by", "%q is not a time like 08:00", c.Admin.ExpectDropBy)
+	}
+	for i, f := range c.Admin.ExpectedFeeds {
+		if _, ok := etl.DefaultPatterns[f]; !ok {
+			return bad(fmt.Sprintf("admin.expected_feeds[%d]", i), "%q is not a feed (stores, customers, purchases)", f)
+		}
+	}
+	if s := c.Admin.SmallDropShare; s < 0 || s >= 1 {
+		return bad("admin.small_drop_share", "must be a share from 0 (off) to below 1")
+	}
+	if c.Backup.Keep < 0 || c.Retention.CustomersMonths < 0 || c.Retention.AnswersMonths < 0 {
+		return bad("backup.keep", "backup.keep and retention months must not be negative")
 	}
 	if c.SpoolKeepDays < 0 {
 		return bad("spool_keep_days", "must not be negative")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -154,7 +155,7 @@ func TestMain_Run(t *testing.T) {
 	if _, err := sample.Write(filepath.Join(dir, "drop"), sample.Options{Customers: 50, Days: 2, Receipts: 10, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
-	listen := freePort(t)
+	listen, admin := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(`database: otklik.db
 spool: spool
 sources:
@@ -171,7 +172,9 @@ survey:
   listen: %s
 reports:
   dir: reports
-`, freePort(t), listen, listen)
+admin:
+  listen: %s
+`, freePort(t), listen, listen, admin)
 	path := filepath.Join(dir, "otklik.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 
@@ -198,6 +201,22 @@ reports:
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	body := func(url string) string {
+		resp, err := http.Get(url)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", url, resp, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if m := body("http://" + admin + "/metrics"); !strings.Contains(m, `otklik_job_runs_total{job="ingest",outcome="ok"} 1`) ||
+		!strings.Contains(m, `otklik_records{table="stores"} 8`) {
+		t.Fatalf("metrics lack the ingest run or the stores:\n%s", m)
+	}
+	if h := body("http://" + admin + "/healthz"); !strings.Contains(h, `"last_ingest_age_seconds":`) {
+		t.Fatalf("healthz = %s", h)
+	}
 	code, _, errs := run(t, "--config", path, "ingest")
 	if code != 1 || !strings.Contains(errs, "another otklik (pid") {
 		t.Fatalf("second instance: exit %d %q", code, errs)

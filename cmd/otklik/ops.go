@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otklik/otklik/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the daemon's Prometheus metrics: job outcomes and
+// durations as they happen, and the database's counts read at scrape.
+type metrics struct {
+	reg      *prometheus.Registry
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(db *store.DB) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "otklik_job_runs_total", Help: "Runs of each job by outcome (ok, failed).",
+		}, []string{"job", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "otklik_job_duration_seconds", Help: "How long each job ran.",
+			Buckets: []float64{0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600},
+		}, []string{"job"}),
+	}
+	m.reg.MustRegister(m.runs, m.duration, &statusCollector{db: db},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(job string, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = "failed"
+	}
+	m.runs.WithLabelValues(job, outcome).Inc()
+	m.duration.WithLabelValues(job).Observe(d.Seconds())
+}
+
+// statusCollector reports the database's counts at each scrape.
+type statusCollector struct{ db *store.DB }
+
+var (
+	descFiles   = prometheus.NewDesc("otklik_files", "Files in the ledger by status.", []string{"status"}, nil)
+	descRows    = prometheus.NewDesc("otklik_rows", "Rows of loaded files by outcome.", []string{"outcome"}, nil)
+	descMail    = prometheus.NewDesc("otklik_mail", "Mail in the outbox by kind and status; planned is the queue depth.", []string{"kind", "status"}, nil)
+	descCount   = prometheus.NewDesc("otklik_records", "Records in the database.", []string{"table"}, nil)
+	descLastRun = prometheus.NewDesc("otklik_job_last_success_timestamp_seconds", "When each job last succeeded.", []string{"job"}, nil)
+)
+
+func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFiles, descRows, descMail, descCount, descLastRun} {
+		ch <- d
+	}
+}
+
+func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.db.Status(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descCount, err)
+		return
+	}
+	g := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	g(descFiles, s.Files.Ingested, "ingested")
+	g(descFiles, s.Files.Failed, "failed")
+	g(descFiles, s.Files.SkippedDuplicate, "skipped_duplicate")
+	g(descRows, s.Rows.Loaded, "loaded")
+	g(descRows, s.Rows.Duplicate, "duplicate")
+	g(descRows, s.Rows.Rejected, "rejected")
+	for kind, st := range map[string]struct{ Planned, Sent, Failed, Bounced, Unknown, Expired int64 }{
+		"invitation": {s.Invitations.Planned, s.Invitations.Sent, s.Invitations.Failed, s.Invitations.Bounced, s.Invitations.Unknown, s.Invitations.Expired},
+		"follow-up":  {s.Messages.Planned, s.Messages.Sent, s.Messages.Failed, s.Messages.Bounced, s.Messages.Unknown, s.Messages.Expired},
+	} {
+		g(descMail, st.Planned, kind, "planned")
+		g(descMail, st.Sent, kind, "sent")
+		g(descMail, st.Failed, kind, "failed")
+		g(descMail, st.Bounced, kind, "bounced")
+		g(descMail, st.Unknown, kind, "unknown")
+		g(descMail, st.Expired, kind, "expired")
+	}
+	g(descCount, s.Stores, "stores")
+	g(descCount, s.Customers, "customers")
+	g(descCount, s.PurchaseLines, "purchase_lines")
+	g(descCount, s.Responses, "responses")
+	g(descCount, s.Suppressed, "suppressions")
+	for _, r := range s.LastRuns {
+		if last, err := c.db.LastSuccess(ctx, r.Job); err == nil && !last.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descLastRun, prometheus.GaugeValue, float64(last.Unix()), r.Job)
+		}
+	}
+}
+
+// adminHandler serves /metrics and /healthz for monitoring.
+func (a *app) adminHandler(m *metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", a.healthz)
+	return mux
+}
+
+// healthz answers 200 while the database answers, with the age of the
+// last good ingest and send; 503 otherwise.
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	out := map[string]any{"database": "ok"}
+	code := http.StatusOK
+	if err := a.db.Ping(ctx); err != nil {
+		out["database"], code = err.Error(), http.StatusServiceUnavailable
+	}
+	for _, job := range []string{"ingest", "send"} {
+		if last, err := a.db.LastSuccess(ctx, job); err == nil && !last.IsZero() {
+			out["last_"+job+"_age_seconds"] = int64(a.db.Now().Sub(last).Seconds())
+		} else {
+			out["last_"+job+"_age_seconds"] = nil
+		}
+	}
+	if active, err := a.db.ActiveConditions(ctx); err == nil {
+		out["alerts"] = active
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(out)
+}
+
+// condition tells the administrator once when a condition starts to hold
+// and once when it ends.
+func (a *app) condition(ctx context.Context, key string, active bool, subject, detail string) {
+	started, ended, err := a.db.Condition(ctx, key, active, detail)
+	if err != nil {
+		a.log.Error("record condition", "key", key, "err", err)
+		return
+	}
+	switch {
+	case started:
+		a.log.Warn("alert", "key", key, "detail", detail)
+		a.notifyAdmin(ctx, subject, detail+"\n")
+	case ended:
+		a.log.Info("alert cleared", "key", key)
+		a.notifyAdmin(ctx, "снова в порядке: "+subject, "Всё снова в порядке: "+subject+".\n")
+	}
+}
+
+// watch checks what should be true on a healthy server: the day's drop of
+// each expected feed arrived by expect_drop_by and was not far smaller
+// than usual, the SMTP server answers, the disks have room.
+func (a *app) watch(ctx context.Context) (string, error) {
+	now := a.db.Now().In(a.loc)
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, a.loc)
+	by, _ := time.ParseInLocation("15:04", a.cfg.Admin.ExpectDropBy, a.loc)
+	deadline := day.Add(time.Duration(by.Hour())*time.Hour + time.Duration(by.Minute())*time.Minute)
+	var notes []string
+	if !now.Before(deadline) {
+		for _, feed := range a.cfg.Admin.ExpectedFeeds {
+			rows, seen, err := a.db.FeedRows(ctx, feed, day.AddDate(0, 0, -28), 29)
+			if err != nil {
+				return "", err
+			}
+			today := rows[28]
+			a.condition(ctx, "missing:"+feed, !seen[28], "нет выгрузки "+feed+" за сегодня",
+				fmt.Sprintf("К %s не загружено ни одного файла %s за сегодня. Проверьте выгрузку 1С и источники (otklik check).",
+					a.cfg.Admin.ExpectDropBy, feed))
+			var past []int64
+			for i, n := range rows[:28] {
+				if seen[i] {
+					past = append(past, n)
+				}
+			}
+			if len(past) >= 7 && a.cfg.Admin.SmallDropShare > 0 && seen[28] {
+				sort.Slice(past, func(i, j int) bool { return past[i] < past[j] })
+				median := past[len(past)/2]
+				small := float64(today) < a.cfg.Admin.SmallDropShare*float64(median)
+				a.condition(ctx, "small:"+feed, small, "выгрузка "+feed+" меньше обычного",
+					fmt.Sprintf("Сегодня в файлах %s %d строк, а обычно (медиана за 4 недели) %d. Возможно, выгрузка 1С неполная.",
+						feed, today, median))
+			}
+			notes = append(notes, fmt.Sprintf("%s: %d rows today", feed, today))
+		}
+	}
+	sender, err := a.smtpSender()
+	if err == nil {
+		err = sender.Check(ctx)
+	}
+	detail := ""
+	if err != nil {
+		detail = err.Error()
+	}
+	a.condition(ctx, "smtp", err != nil, "почтовый сервер не принимает письма",
+		fmt.Sprintf("Почтовый сервер %s не принимает соединение: %s\nПриглашения и оповещения ждут в очереди.", a.cfg.SMTP.Address, detail))
+	var low []string
+	for _, p := range []string{a.cfg.Database, a.cfg.Spool} {
+		free, err := freeBytes(p)
+		if err != nil {
+			continue
+		}
+		if free < uint64(a.cfg.Admin.MinFreeMB)<<20 {
+			low = append(low, fmt.Sprintf("на диске с %s свободно %d МБ", p, free>>20))
+		}
+		notes = append(notes, fmt.Sprintf("%s: %d MB free", p, free>>20))
+	}
+	a.condition(ctx, "disk", len(low) > 0, "мало места на диске",
+		fmt.Sprintf("Мало места: %s (порог %d МБ).", strings.Join(low, "; "), a.cfg.Admin.MinFreeMB))
+	return strings.Join(notes, "; "), nil
+}
+
+// freeBytes is the space left for an unprivileged user on path's disk
+// (or, for a file not yet made, its folder's).
+func freeBytes(path string) (uint64, error) {
+	var st syscall.Statfs_t
+	for p := path; p != "" && p != "/"; p = parentDir(p) {
+		if err := syscall.Statfs(p, &st); err == nil {
+			return st.Bavail * uint64(st.Bsize), nil
+		}
+	}
+	if err := syscall.Statfs("/", &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+func parentDir(p string) string {
+	i := strings.LastIndexByte(strings.TrimRight(p, "/"), '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+// summary emails the administrator what happened yesterday.
+func (a *app) summary(ctx context.Context) (string, error) {
+	now := a.db.Now().In(a.loc)
+	day := time.Date(now.Year(), now.Month(), now.Day()-1, 0, 0, 0, 0, a.loc)
+	s, err := a.db.Summarize(ctx, store.Period{From: day, To: day.AddDate(0, 0, 1)})
+	if err != nil {
+		return "", err
+	}
+	active, err := a.db.ActiveConditions(ctx)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Сводка otklik за %s\n\n", day.Format("02.01.2006"))
+	fmt.Fprintf(&b, "Файлы: загружено %d, с ошибкой %d, повторных %d\n", s.FilesIngested, s.FilesFailed, s.FilesDuplicate)
+	fmt.Fprintf(&b, "Строки: загружено %d, повторов %d, отклонено %d\n", s.RowsLoaded, s.RowsDuplicate, s.RowsRejected)
+	for _, r := range s.RejectReasons {
+		fmt.Fprintf(&b, "  %d × %s\n", r.Count, r.Reason)
+	}
+	fmt.Fprintf(&b, "\nПриглашения: отправлено %d, отказов адресов %d, не отправлено %d, неизвестно %d, просрочено %d\n",
+		s.Sent, s.Bounced, s.Failed, s.Unknown, s.Expired)
+	fmt.Fprintf(&b, "Ответы: %d; напоминаний %d, благодарностей %d, оповещений директорам %d; отписок %d\n",
+		s.Answers, s.Reminders, s.Thanks, s.Alerts, s.Unsubscribed)
+	if len(active) > 0 {
+		fmt.Fprintf(&b, "\nНе в порядке сейчас: %s\n", strings.Join(active, ", "))
+	}
+	a.notifyAdmin(ctx, "сводка за "+day.Format("02.01.2006"), b.String())
+	return fmt.Sprintf("%d files, %d answers", s.FilesIngested, s.Answers), nil
+}
+
+// retention anonymizes personal data older than configured.
+func (a *app) retention(ctx context.Context) (string, error) {
+	now := a.db.Now()
+	r := a.cfg.Retention
+	cards, answers, err := a.db.Retain(ctx, now.AddDate(0, -r.CustomersMonths, 0), now.AddDate(0, -r.AnswersMonths, 0))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d cards and %d answers anonymized", cards, answers), nil
+}
+
+// backup copies the database into backup.dir, keeping the newest copies.
+func (a *app) backup(ctx context.Context) (string, error) {
+	path, err := a.db.Backup(ctx, a.cfg.Backup.Dir, a.cfg.Backup.Keep)
+	if err != nil {
+		return "", err
+	}
+	return path, nil
+}
