@@ -157,6 +157,7 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 	if err != nil {
 		return &FileError{Reason: fmt.Sprintf("read header: %v", err)}
 	}
+	header = append([]string(nil), header...) // the reader reuses its slice
 	index, err := f.matchHeader(header)
 	if err != nil {
 		return err
@@ -186,6 +187,12 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 			}
 			continue
 		}
+		if i := nulField(rec); i >= 0 {
+			if e := onBad(&RowError{Line: line, Field: columnName(header, i), Reason: "a NUL byte: binary data, not text"}); e != nil {
+				return e
+			}
+			continue
+		}
 		if field, n := longField(rec, header); n > 0 {
 			if e := onBad(&RowError{Line: line, Field: field, Reason: fmt.Sprintf("value of %d bytes, more than %d", n, maxFieldBytes)}); e != nil {
 				return e
@@ -210,14 +217,26 @@ func isBlank(rec []string) bool {
 func longField(rec, header []string) (string, int) {
 	for i, f := range rec {
 		if len(f) > maxFieldBytes {
-			name := fmt.Sprintf("column %d", i+1)
-			if i < len(header) {
-				name = header[i]
-			}
-			return name, len(f)
+			return columnName(header, i), len(f)
 		}
 	}
 	return "", 0
+}
+
+func nulField(rec []string) int {
+	for i, f := range rec {
+		if strings.IndexByte(f, 0) >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func columnName(header []string, i int) string {
+	if i < len(header) && strings.TrimSpace(header[i]) != "" {
+		return strings.TrimSpace(header[i])
+	}
+	return fmt.Sprintf("column %d", i+1)
 }
 
 // detectDelimiter picks the most frequent of ';', tab and ',' outside

@@ -22,7 +22,7 @@ const (
 
 // Feeds lists the CSV feeds in the order a drop is loaded: stores first so
 // that purchase times are read in their store's time zone.
-var Feeds = []string{FeedStores, FeedCustomers, FeedPurchases, FeedPromoCodes}
+var Feeds = []string{FeedStores, FeedCustomers, FeedPurchases, FeedPromoCodes, FeedOrders}
 
 // DefaultPatterns are the file name globs of each feed.
 var DefaultPatterns = map[string][]string{
@@ -30,6 +30,7 @@ var DefaultPatterns = map[string][]string{
 	FeedCustomers:  {"customers*.csv", "clients*.csv"},
 	FeedPurchases:  {"purchases*.csv", "sales*.csv"},
 	FeedPromoCodes: {"promo*.csv"},
+	FeedOrders:     {"*.xml"},
 }
 
 type column struct {

@@ -55,3 +55,23 @@ func FuzzParseFixed(f *testing.F) {
 		normalizeEmail(s)
 	})
 }
+
+// FuzzReadCommerceML feeds arbitrary bytes to the CommerceML reader:
+// nothing may panic, whatever the nesting, entities or encoding.
+func FuzzReadCommerceML(f *testing.F) {
+	for _, glob := range []string{"../testdata/malformed/*.xml", "../../shared/realworld/cml20*.xml"} {
+		paths, _ := filepath.Glob(glob)
+		for _, p := range paths {
+			if b, err := os.ReadFile(p); err == nil && len(b) < 64<<10 {
+				f.Add(b)
+			}
+		}
+	}
+	f.Add([]byte(`<КоммерческаяИнформация><Документ><Роль>Продавец</Роль><Товары><Товар><Количество>1</Количество></Товар></Товары></Документ></КоммерческаяИнформация>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var u utf8Checker
+		u.Write(data)
+		nop := func(*xnode) error { return nil }
+		readCommerceML(bytes.NewReader(data), u.Encoding() == EncodingUTF8, cmlSink{document: nop, party: nop, groups: nop, product: nop})
+	})
+}

@@ -3,6 +3,7 @@ package etl
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +22,13 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		return c, err
 	}
 	defer f.Close()
+	var bom [2]byte
+	if n, _ := f.Read(bom[:]); n == 2 && (bom == [2]byte{0xff, 0xfe} || bom == [2]byte{0xfe, 0xff}) {
+		return c, &FileError{Reason: "the file is UTF-16: save it as UTF-8 or Windows-1251"}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return c, err
+	}
 	r, err := decoder(f, enc)
 	if err != nil {
 		return c, &FileError{Reason: err.Error()}
@@ -106,6 +114,21 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			}
 			return added(batch.AddPromoCode(ctx, code))
 		}
+	case FeedOrders:
+		f.Seek(0, io.SeekStart)
+		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: reject}
+		if err := x.read(f, enc == EncodingUTF8); err != nil {
+			return c, err
+		}
+		if n, err := batch.Categorize(ctx); err != nil {
+			return c, err
+		} else if n > 0 {
+			in.log().Info("earlier order lines categorized by the catalog", "lines", n)
+		}
+		if x.sales == 0 && x.usable == 0 && x.skipped != "" {
+			return c, &FileError{Reason: "nothing to load: " + x.skipped}
+		}
+		return c, batch.Commit()
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}

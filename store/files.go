@@ -142,3 +142,21 @@ func (db *DB) Rejects(ctx context.Context, limit int) ([]Reject, error) {
 	}
 	return out, rows.Err()
 }
+
+// FileErrors returns the reasons of the failed files, oldest first.
+func (db *DB) FileErrors(ctx context.Context) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT source || '/' || name || ': ' || error FROM files WHERE status = 'failed' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("file errors: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("file errors: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

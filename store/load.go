@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"fmt"
 	"time"
 )
@@ -193,4 +194,82 @@ func (db *DB) GetStore(ctx context.Context, code string) (Store, error) {
 		return Store{}, fmt.Errorf("get store %q: %w", code, err)
 	}
 	return s, nil
+}
+
+// AddGroup records a product group of a catalog.
+func (b *Batch) AddGroup(ctx context.Context, id, name, parent string) (bool, error) {
+	ok, err := b.exec(ctx, `INSERT INTO product_groups (id, name, parent) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, parent = excluded.parent
+		WHERE (name, parent) IS NOT (excluded.name, excluded.parent)`, id, name, parent)
+	if err != nil {
+		return false, fmt.Errorf("add group %q: %w", id, err)
+	}
+	return ok, nil
+}
+
+// AddProduct records a catalog product and its group.
+func (b *Batch) AddProduct(ctx context.Context, code, name, group string) (bool, error) {
+	ok, err := b.exec(ctx, `INSERT INTO products (code, name, group_id) VALUES (?, ?, ?)
+		ON CONFLICT (code) DO UPDATE SET name = excluded.name, group_id = excluded.group_id
+		WHERE (name, group_id) IS NOT (excluded.name, excluded.group_id)`, code, name, group)
+	if err != nil {
+		return false, fmt.Errorf("add product %q: %w", code, err)
+	}
+	return ok, nil
+}
+
+// Category returns the group name of a product, or of a group id, from
+// the catalogs loaded so far; "" if unknown. A product code of the form
+// product#characteristic is looked up by its product part too.
+func (b *Batch) Category(ctx context.Context, productCode, groupID string) (string, error) {
+	if groupID == "" {
+		code, _, _ := strings.Cut(productCode, "#")
+		err := b.tx.QueryRowContext(ctx, `SELECT group_id FROM products WHERE code IN (?, ?) AND group_id <> '' LIMIT 1`,
+			productCode, code).Scan(&groupID)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("category of %q: %w", productCode, err)
+		}
+	}
+	if groupID == "" {
+		return "", nil
+	}
+	var name string
+	err := b.tx.QueryRowContext(ctx, `SELECT name FROM product_groups WHERE id = ?`, groupID).Scan(&name)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("category of %q: %w", productCode, err)
+	}
+	return name, nil
+}
+
+// Categorize gives purchase lines loaded before their catalog the
+// category the catalogs now know.
+func (b *Batch) Categorize(ctx context.Context) (int64, error) {
+	res, err := b.tx.ExecContext(ctx, `UPDATE purchase_lines SET category = coalesce((
+			SELECT g.name FROM products p JOIN product_groups g ON g.id = p.group_id
+			WHERE p.code = purchase_lines.product_code
+			   OR p.code = substr(purchase_lines.product_code, 1, instr(purchase_lines.product_code, '#') - 1)
+			LIMIT 1), '')
+		WHERE category = '' AND product_code <> ''`)
+	if err != nil {
+		return 0, fmt.Errorf("categorize lines: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// AddContact records a customer seen in a CommerceML file. It fills the
+// name, email and phone a card lacks but never touches consent, which
+// only 1C's customers feed gives.
+func (b *Batch) AddContact(ctx context.Context, c Customer) (bool, error) {
+	ok, err := b.exec(ctx, `INSERT INTO customers (code, name, email, phone, consent, updated_at)
+		VALUES (?, ?, ?, ?, 0, ?)
+		ON CONFLICT (code) DO UPDATE SET name = coalesce(customers.name, excluded.name),
+			email = coalesce(customers.email, excluded.email), phone = coalesce(customers.phone, excluded.phone),
+			updated_at = excluded.updated_at
+		WHERE forgotten = 0 AND (customers.name IS NULL AND excluded.name IS NOT NULL
+			OR customers.email IS NULL AND excluded.email IS NOT NULL OR customers.phone IS NULL AND excluded.phone IS NOT NULL)`,
+		c.Code, nullString(c.Name), nullString(c.Email), nullString(c.Phone), b.db.now())
+	if err != nil {
+		return false, fmt.Errorf("add contact %q: %w", c.Code, err)
+	}
+	return ok, nil
 }

@@ -1,0 +1,289 @@
+package etl
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"strings"
+
+	"golang.org/x/text/encoding/charmap"
+)
+
+// FeedOrders is CommerceML XML: documents of sales and orders, customers,
+// and catalogs whose groups give the product categories.
+const FeedOrders = "orders"
+
+// Limits of a CommerceML file, so that a hostile or broken file cannot
+// exhaust memory: elements are read as a stream, and only one document,
+// customer, product or group tree is held at a time.
+const (
+	xmlMaxDepth     = 64
+	xmlMaxNodes     = 200000  // in one document or group tree
+	xmlMaxText      = 1 << 20 // bytes of one element's text
+	xmlMaxTokens    = 50000000
+	xmlMaxDocuments = 1000000
+)
+
+// xnode is an element read into memory, by local name: namespaces and
+// schema versions differ between exports, the names do not.
+type xnode struct {
+	line  int // of its start tag
+	name  string
+	attrs map[string]string
+	text  strings.Builder
+	kids  []*xnode
+}
+
+func (n *xnode) child(name string) *xnode {
+	if n == nil {
+		return nil
+	}
+	for _, k := range n.kids {
+		if k.name == name {
+			return k
+		}
+	}
+	return nil
+}
+
+func (n *xnode) children(name string) []*xnode {
+	if n == nil {
+		return nil
+	}
+	var out []*xnode
+	for _, k := range n.kids {
+		if k.name == name {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// get returns the trimmed text of a path of children, "" if missing.
+func (n *xnode) get(path ...string) string {
+	for _, p := range path {
+		n = n.child(p)
+	}
+	if n == nil {
+		return ""
+	}
+	return strings.TrimSpace(n.text.String())
+}
+
+// cmlSink receives what a CommerceML file holds, one piece at a time.
+type cmlSink struct {
+	document func(*xnode) error // each Документ
+	party    func(*xnode) error // a Контрагент listed under the root
+	groups   func(*xnode) error // a catalog's Классификатор/Группы tree
+	product  func(*xnode) error // each Каталог/Товары/Товар
+}
+
+// readCommerceML streams a CommerceML 2.x or 3.x file. isUTF8 says what
+// the bytes are: 1C keeps encoding="windows-1251" in the declaration of
+// files it re-encoded to UTF-8, so the bytes decide, not the declaration.
+func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
+	d := xml.NewDecoder(r)
+	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+		if isUTF8 {
+			return in, nil
+		}
+		return charmap.Windows1251.NewDecoder().Reader(in), nil
+	}
+	var stack []string
+	tokens := 0
+	sawRoot := false
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			if !sawRoot {
+				return &FileError{Reason: "no XML element: the file is empty or not XML"}
+			}
+			return nil
+		}
+		if err != nil {
+			return xmlError(d, err)
+		}
+		if tokens++; tokens > xmlMaxTokens {
+			return &FileError{Reason: fmt.Sprintf("more than %d XML tokens", xmlMaxTokens)}
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			name := t.Name.Local
+			if len(stack) == 0 {
+				sawRoot = true
+				if name != "КоммерческаяИнформация" {
+					return &FileError{Reason: fmt.Sprintf("the root element is <%s>, not <КоммерческаяИнформация>: not a CommerceML file", name)}
+				}
+			}
+			if len(stack) >= xmlMaxDepth {
+				return &FileError{Reason: fmt.Sprintf("line %d: elements nested deeper than %d", line(d), xmlMaxDepth)}
+			}
+			parent, grand := at(stack, 1), at(stack, 2)
+			var fn func(*xnode) error
+			switch {
+			case name == "Документ":
+				if attr(t, "ХозОперация") != "" {
+					return &FileError{Reason: "CommerceML 1.x (1C:Предприятие 7.7, data in attributes) is not supported: export CommerceML 2 or the CSV feeds"}
+				}
+				fn = sink.document
+			case name == "Контрагент" && parent == "Контрагенты" && len(stack) == 2:
+				fn = sink.party
+			case name == "Группы" && parent == "Классификатор":
+				fn = sink.groups
+			case name == "Товар" && parent == "Товары" && grand == "Каталог":
+				fn = sink.product
+			}
+			if fn != nil {
+				n, err := readTree(d, t, len(stack))
+				if err != nil {
+					return err
+				}
+				if err := fn(n); err != nil {
+					return err
+				}
+				continue
+			}
+			stack = append(stack, name)
+		case xml.EndElement:
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		}
+	}
+}
+
+func at(stack []string, back int) string {
+	if len(stack) < back {
+		return ""
+	}
+	return stack[len(stack)-back]
+}
+
+func attr(t xml.StartElement, name string) string {
+	for _, a := range t.Attr {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+func line(d *xml.Decoder) int {
+	l, _ := d.InputPos()
+	return l
+}
+
+func xmlError(d *xml.Decoder, err error) error {
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		return &FileError{Reason: fmt.Sprintf("line %d: broken XML: %s", se.Line, se.Msg)}
+	}
+	return &FileError{Reason: fmt.Sprintf("line %d: %v", line(d), err)}
+}
+
+// readTree reads the element that start opened into memory, within the
+// limits.
+func readTree(d *xml.Decoder, start xml.StartElement, depth int) (*xnode, error) {
+	root := &xnode{name: start.Name.Local, line: line(d)}
+	for _, a := range start.Attr {
+		if root.attrs == nil {
+			root.attrs = map[string]string{}
+		}
+		root.attrs[a.Name.Local] = a.Value
+	}
+	stack := []*xnode{root}
+	nodes := 1
+	for len(stack) > 0 {
+		tok, err := d.Token()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, &FileError{Reason: fmt.Sprintf("the file ends inside <%s>: truncated", stack[len(stack)-1].name)}
+			}
+			return nil, xmlError(d, err)
+		}
+		top := stack[len(stack)-1]
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if nodes++; nodes > xmlMaxNodes {
+				return nil, &FileError{Reason: fmt.Sprintf("line %d: <%s> holds more than %d elements", line(d), root.name, xmlMaxNodes)}
+			}
+			if depth+len(stack) >= xmlMaxDepth {
+				return nil, &FileError{Reason: fmt.Sprintf("line %d: elements nested deeper than %d", line(d), xmlMaxDepth)}
+			}
+			n := &xnode{name: t.Name.Local}
+			top.kids = append(top.kids, n)
+			stack = append(stack, n)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if top.text.Len()+len(t) > xmlMaxText {
+				return nil, &FileError{Reason: fmt.Sprintf("line %d: text of <%s> longer than %d bytes", line(d), top.name, xmlMaxText)}
+			}
+			top.text.Write(t)
+		}
+	}
+	return root, nil
+}
+
+// norm folds a CommerceML enumeration value for comparison: case, spaces
+// and the Latin C that 1C's own schema writes in "CчетНаОплату".
+func norm(s string) string {
+	s = strings.ToLower(strings.Join(strings.Fields(s), ""))
+	return strings.ReplaceAll(s, "c", "с")
+}
+
+// clean trims a name and undoes the double escaping some exports carry
+// ("Телевизор &amp;quot;JVC&amp;quot;").
+func clean(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if strings.Contains(s, "&") {
+		s = html.UnescapeString(s)
+	}
+	return s
+}
+
+// placeholders are shared buyers of web shops, not people: their
+// purchases load as anonymous and are never surveyed.
+var placeholders = []string{"покупатель через интернет-магазин", "розничный покупатель", "частное лицо"}
+
+func isPlaceholder(party *xnode) bool {
+	for _, s := range []string{party.get("Ид"), party.get("Наименование"), party.get("ПолноеНаименование")} {
+		s = strings.ToLower(s)
+		for _, p := range placeholders {
+			if strings.Contains(s, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// partyName is the best name a counterparty has.
+func partyName(p *xnode) string {
+	for _, k := range []string{"Наименование", "ПолноеНаименование", "ОфициальноеНаименование"} {
+		if v := clean(p.get(k)); v != "" {
+			return v
+		}
+	}
+	return clean(strings.Join([]string{p.get("Фамилия"), p.get("Имя"), p.get("Отчество")}, " "))
+}
+
+// contacts returns a counterparty's first valid email and phone.
+func contacts(p *xnode) (email, phone string) {
+	for _, c := range p.child("Контакты").children("Контакт") {
+		typ, val := strings.ToLower(c.get("Тип")), c.get("Значение")
+		switch {
+		case strings.Contains(typ, "почта") && email == "":
+			if e, err := normalizeEmail(val); err == nil {
+				email = e
+			}
+		case strings.HasPrefix(typ, "телефон") && phone == "":
+			if ph, err := normalizePhone(val); err == nil {
+				phone = ph
+			}
+		}
+	}
+	return email, phone
+}

@@ -1,0 +1,224 @@
+package etl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/otklik/otklik/store"
+)
+
+// xmlLoad turns the pieces of a CommerceML file into rows.
+type xmlLoad struct {
+	ctx    context.Context
+	in     *Ingester
+	batch  func() *store.Batch // the current batch: load commits as it goes
+	zone   func(string) *time.Location
+	added  func(bool, error) error
+	reject func(*RowError) error
+
+	docs, sales, usable int
+	buyer, status       int    // documents skipped, by reason
+	skipped             string // why nothing was loaded, if nothing was
+}
+
+// DefaultStore is the store code of CommerceML documents that name no
+// warehouse: orders of a web shop.
+const DefaultStore = "web"
+
+func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
+	err := readCommerceML(r, isUTF8, cmlSink{
+		document: x.document,
+		party:    x.party,
+		groups:   x.groups,
+		product:  x.product,
+	})
+	if err != nil {
+		return err
+	}
+	var why []string
+	if x.buyer > 0 {
+		why = append(why, fmt.Sprintf("%d documents where our side is the buyer (Роль Покупатель), not a sale", x.buyer))
+	}
+	if x.status > 0 {
+		why = append(why, fmt.Sprintf("%d status-only documents without goods", x.status))
+	}
+	x.skipped = strings.Join(why, "; ")
+	return nil
+}
+
+// document loads a sale: our side is the seller, the buyer is a customer
+// (a shared placeholder buyer makes it anonymous), each line is its
+// position in the document, a return (Возврат товара) has negative
+// quantities. Other documents update nothing.
+func (x *xmlLoad) document(doc *xnode) error {
+	x.docs++
+	if x.docs > xmlMaxDocuments {
+		return &FileError{Reason: fmt.Sprintf("more than %d documents", xmlMaxDocuments)}
+	}
+	if role := norm(doc.get("Роль")); role != "" && role != "продавец" {
+		x.buyer++
+		return nil
+	}
+	goods := doc.child("Товары").children("Товар")
+	if len(goods) == 0 {
+		x.status++
+		return nil
+	}
+	receipt := doc.get("Ид")
+	if receipt == "" {
+		receipt = doc.get("Номер")
+	}
+	if receipt == "" {
+		return x.reject(&RowError{Line: doc.line, Field: "Документ/Ид", Reason: "a document without Ид or Номер"})
+	}
+	storeCode := doc.get("Склады", "Склад", "Ид")
+	if storeCode == "" {
+		storeCode = DefaultStore
+	}
+	when := doc.get("Дата")
+	if t := doc.get("Время"); t != "" {
+		when += " " + t
+	}
+	at, err := parseDateTime(strings.Replace(when, "T", " ", 1), x.zone(storeCode))
+	if err != nil {
+		return x.reject(&RowError{Line: doc.line, Field: "Документ " + receipt + "/Дата", Reason: err.Error()})
+	}
+	ret := strings.HasPrefix(norm(doc.get("ХозОперация")), "возврат")
+	customer := ""
+	for _, p := range doc.child("Контрагенты").children("Контрагент") {
+		if norm(p.get("Роль")) != "покупатель" {
+			continue
+		}
+		if isPlaceholder(p) {
+			break
+		}
+		customer = p.get("Ид")
+		if err := x.contact(p); err != nil {
+			return err
+		}
+		break
+	}
+	x.sales++
+	for i, g := range goods {
+		code := g.get("Ид")
+		if code == "" {
+			code = g.get("Артикул")
+		}
+		if code == "ORDER_DELIVERY" {
+			continue // delivery is a service, not a product
+		}
+		field := func(f string) string { return fmt.Sprintf("Документ %s/Товар %d/%s", receipt, i+1, f) }
+		qty, err := parseMilli(g.get("Количество"))
+		if err != nil {
+			if err := x.reject(&RowError{Line: doc.line, Field: field("Количество"), Reason: err.Error()}); err != nil {
+				return err
+			}
+			continue
+		}
+		priceText := g.get("ЦенаЗаЕдиницу")
+		if priceText == "" {
+			priceText = g.get("Цена")
+		}
+		price, _ := parseFixed4(priceText)
+		sum, err := parseFixed4(g.get("Сумма")) // the line's own, not its taxes'
+		if err != nil {
+			sum = price * qty / 1000
+		}
+		if ret {
+			qty, sum = -abs(qty), -abs(sum)
+		}
+		category, err := x.batch().Category(x.ctx, code, g.get("Группы", "Ид"))
+		if err != nil {
+			return err
+		}
+		if category == "" {
+			for _, r := range g.child("ЗначенияРеквизитов").children("ЗначениеРеквизита") {
+				if norm(r.get("Наименование")) == "видноменклатуры" {
+					category = clean(r.get("Значение"))
+				}
+			}
+		}
+		p := store.PurchaseLine{StoreCode: storeCode, Receipt: receipt, Line: i + 1, At: at, CustomerCode: customer,
+			ProductCode: code, Product: clean(g.get("Наименование")), Category: category,
+			QtyMilli: qty, PriceKop: price, SumKop: sum}
+		if err := x.added(x.batch().AddPurchaseLine(x.ctx, p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// contact records a buyer with a way to reach them.
+func (x *xmlLoad) contact(p *xnode) error {
+	email, phone := contacts(p)
+	if email == "" && phone == "" {
+		return nil
+	}
+	_, err := x.batch().AddContact(x.ctx, store.Customer{Code: p.get("Ид"), Name: partyName(p), Email: email, Phone: phone})
+	return err
+}
+
+// party loads a counterparty of a customers-only file.
+func (x *xmlLoad) party(p *xnode) error {
+	if isPlaceholder(p) || p.get("Ид") == "" {
+		return nil
+	}
+	x.usable++
+	email, phone := contacts(p)
+	return x.added(x.batch().AddContact(x.ctx, store.Customer{Code: p.get("Ид"), Name: partyName(p), Email: email, Phone: phone}))
+}
+
+// groups loads a catalog's group tree, nested Группы within Группа.
+func (x *xmlLoad) groups(n *xnode) error {
+	var walk func(n *xnode, parent string) error
+	walk = func(n *xnode, parent string) error {
+		for _, g := range n.children("Группа") {
+			id := g.get("Ид")
+			if id == "" {
+				continue
+			}
+			x.usable++
+			if err := x.added(x.batch().AddGroup(x.ctx, id, clean(g.get("Наименование")), parent)); err != nil {
+				return err
+			}
+			if err := walk(g.child("Группы"), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(n, "")
+}
+
+// product loads a catalog product with its group.
+func (x *xmlLoad) product(p *xnode) error {
+	code := p.get("Ид")
+	if code == "" {
+		return nil
+	}
+	x.usable++
+	return x.added(x.batch().AddProduct(x.ctx, code, clean(p.get("Наименование")), p.get("Группы", "Ид")))
+}
+
+// parseFixed4 reads a CommerceML amount (a point, up to 4 decimals) into
+// kopecks, rounding half away from zero past the second decimal.
+func parseFixed4(s string) (int64, error) {
+	v, err := parseFixed(s, 4)
+	if err != nil {
+		return 0, err
+	}
+	if v >= 0 {
+		return (v + 50) / 100, nil
+	}
+	return (v - 50) / 100, nil
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
