@@ -81,7 +81,6 @@ func mustFiles(t *testing.T, db interface {
 	return errs
 }
 
-
 // TestCommerceML_SameOrderTwice: order 36 arrives in two files, in two
 // encodings and element orders; it loads once.
 func TestCommerceML_SameOrderTwice(t *testing.T) {
