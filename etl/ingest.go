@@ -79,6 +79,9 @@ type Ingester struct {
 	RetryWait time.Duration
 	// KeepDays is how long spooled copies are kept; 0 keeps them.
 	KeepDays int
+	// Progress, if set, is told after each file of a source how many of
+	// its files are done and the rows loaded so far.
+	Progress func(source string, done, total int, rows int64)
 }
 
 // Result counts what a run did.
@@ -124,9 +127,12 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 			return res, err
 		}
 		var srcErr error
-		for _, w := range work {
+		for i, w := range work {
 			if err := ctx.Err(); err != nil {
 				return res, err
+			}
+			if in.Progress != nil {
+				in.Progress(spec.Name, i, len(work), res.Loaded)
 			}
 			ferr, err := in.take(ctx, spec, w.entry, w.feed, &res)
 			if err != nil {
@@ -135,6 +141,9 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 			if ferr != nil {
 				srcErr = ferr
 			}
+		}
+		if in.Progress != nil && len(work) > 0 {
+			in.Progress(spec.Name, len(work), len(work), res.Loaded)
 		}
 		res.Sources[spec.Name] = srcErr
 		if srcErr != nil {

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-message/mail"
@@ -70,6 +71,9 @@ type Dispatcher struct {
 	UnsubscribeMailto string
 	DKIM              *DKIM
 	Batch             int // pieces claimed at a time; 0 means 100
+	// Progress, if set, is told after each piece how many were sent and
+	// how many failed so far in this run.
+	Progress func(sent, failed int)
 }
 
 // SendResult counts what a send run did.
@@ -120,6 +124,7 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	}
 
 	rec := newRecorder(d.DB)
+	var sentN, failedN atomic.Int64 // for Progress
 	work := make(chan store.Outgoing)
 	results := make([]SendResult, conns)
 	var wg sync.WaitGroup
@@ -131,7 +136,13 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 				if rec.failed() {
 					continue // a store failure: let the others drain
 				}
+				before := results[w]
 				d.sendOne(ctx, s, rec, limits, o, &results[w])
+				if d.Progress != nil {
+					after := results[w]
+					d.Progress(int(sentN.Add(int64(after.Sent-before.Sent))),
+						int(failedN.Add(int64(after.Failed+after.Bounced+after.Unknown-before.Failed-before.Bounced-before.Unknown))))
+				}
 			}
 		})
 	}

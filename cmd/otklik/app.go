@@ -24,13 +24,22 @@ import (
 
 // app is a configuration with the parts built from it.
 type app struct {
-	cfg     *Config
-	env     *env
-	log     *slog.Logger
-	loc     *time.Location
-	db      *store.DB
-	lock    *os.File
-	metrics *metrics // the daemon's; nil for one-off commands
+	cfg      *Config
+	env      *env
+	log      *slog.Logger
+	loc      *time.Location
+	db       *store.DB
+	lock     *os.File
+	metrics  *metrics  // the daemon's; nil for one-off commands
+	progress *progress // a progress line on a terminal; nil otherwise
+}
+
+// interactive shows a progress line instead of info log lines when the
+// command runs on a terminal; warnings and errors are still logged.
+func (a *app) interactive() {
+	if a.progress = newProgress(a.env.stderr); a.progress != nil {
+		a.log = newLogger(a.env, LogConfig{Level: "warn", Format: a.cfg.Log.Format})
+	}
 }
 
 // openApp loads the config and opens the database. With exclusive set it
@@ -181,7 +190,13 @@ func (a *app) source(i int, s SourceConfig) (etl.Source, error) {
 }
 
 func (a *app) ingester() *etl.Ingester {
-	return &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now, KeepDays: a.cfg.SpoolKeepDays}
+	in := &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now, KeepDays: a.cfg.SpoolKeepDays}
+	if p := a.progress; p != nil {
+		in.Progress = func(source string, done, total int, rows int64) {
+			p.show(done == total, "ingest %s %s %d/%d files, %d rows", source, bar(done, total), done, total, rows)
+		}
+	}
+	return in
 }
 
 func (a *app) planner() *mailer.Planner {
@@ -232,6 +247,9 @@ func (a *app) dispatcher(t *mailer.Templates) (*mailer.Dispatcher, error) {
 			return s
 		},
 		Conns: c.MaxConns, PerSecond: c.RatePerSec, PerHour: c.MaxPerHour, UnsubscribeMailto: c.UnsubscribeMailto,
+	}
+	if p := a.progress; p != nil {
+		d.Progress = func(sent, failed int) { p.show(false, "send: %d sent, %d not sent", sent, failed) }
 	}
 	if c.DKIM.KeyFile != "" {
 		key, err := mailer.LoadDKIMKey(c.DKIM.KeyFile)

@@ -24,7 +24,9 @@ func cmdIngest(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer a.close()
+	a.interactive()
 	res, err := a.ingest(ctx, feed, fs.Args())
+	a.progress.done()
 	fmt.Fprintln(e.stdout, ingestLine(res))
 	return err
 }

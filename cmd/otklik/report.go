@@ -51,7 +51,9 @@ func cmdReport(ctx context.Context, e *env, args []string) error {
 		defer s.Close()
 		sender = s
 	}
+	a.interactive()
 	path, err := a.report(ctx, m, out, sender, t)
+	a.progress.done()
 	if path != "" {
 		fmt.Fprintln(e.stdout, "report:", path)
 	}
@@ -70,6 +72,7 @@ func (a *app) report(ctx context.Context, month time.Time, out string, sender ma
 			return "", err
 		}
 		opts := reports.Options{Month: month, Zone: a.loc, MinAnswers: a.cfg.Reports.MinAnswers, TmpDir: a.cfg.Spool}
+		a.progress.show(true, "report: the chain's workbook")
 		sum, err := reports.Build(ctx, a.db, opts, out)
 		if err != nil {
 			return "", err
@@ -96,11 +99,12 @@ func (a *app) report(ctx context.Context, month time.Time, out string, sender ma
 				emails = append(emails, d)
 			}
 			sort.Strings(emails)
-			for _, d := range emails {
+			for i, d := range emails {
 				o := opts
 				o.Scope, o.ScopeName = store.Scope(directors[d]), "магазины "+strings.Join(directors[d], ", ")
 				local, _, _ := strings.Cut(d, "@")
 				path := strings.TrimSuffix(out, ".xlsx") + "-" + fileSafe(local) + ".xlsx"
+				a.progress.show(true, "report: director %d of %d", i+1, len(emails))
 				dsum, err := reports.Build(ctx, a.db, o, path)
 				if err != nil {
 					return detail, err

@@ -21,7 +21,9 @@ func cmdSend(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &ConfigError{File: a.cfg.path, Key: "templates", Msg: err.Error()}
 	}
+	a.interactive()
 	res, err := a.send(ctx, t)
+	a.progress.done()
 	fmt.Fprintln(e.stdout, sendLine(res))
 	return err
 }
