@@ -283,7 +283,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if spec.Encoding != "" {
 		enc = spec.Encoding
 	}
-	id, dup, err := in.DB.BeginFile(ctx, v, sum, feed, enc)
+	id, dup, resume, err := in.DB.BeginFile(ctx, v, sum, feed, enc)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +294,10 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 		in.after(ctx, spec, e, log)
 		return nil, nil
 	}
-	counts, err := in.load(ctx, id, feed, path, enc)
+	if resume.Checkpoint > 0 {
+		log.Info("resuming a load cut off before", "after", resume.Checkpoint)
+	}
+	counts, err := in.load(ctx, id, feed, path, enc, resume)
 	var fe *FileError
 	if errors.As(err, &fe) {
 		res.Failed++

@@ -14,9 +14,12 @@ import (
 	"github.com/otklik/otklik/store"
 )
 
-// load parses a spooled file and writes its rows in batches.
-func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc string) (store.FileCounts, error) {
-	var c store.FileCounts
+// load parses a spooled file and writes its rows in batches. Each batch
+// commits with a checkpoint (the last line, or CommerceML item, it
+// covers, and the counts so far), so a load cut off by a crash resumes
+// after its last batch and ends as an uninterrupted one would.
+func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc string, resume store.Resume) (store.FileCounts, error) {
+	c := resume.Counts
 	f, err := os.Open(path)
 	if err != nil {
 		return c, err
@@ -46,36 +49,59 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		return c, err
 	}
 	defer func() { batch.Rollback() }()
-	pending := 0
-	flush := func() error {
-		pending++
+	pending, last := 0, resume.Checkpoint
+	// checkpoint commits the batch once it is full, marking pos (a line
+	// or an item) as done.
+	checkpoint := func(pos int) error {
+		last = pos
 		if pending < size {
 			return nil
 		}
-		if err := batch.Commit(); err != nil {
+		if err := batch.Checkpoint(ctx, pos, c); err != nil {
 			return err
 		}
 		pending = 0
 		batch, err = in.DB.BeginBatch(ctx, fileID)
 		return err
 	}
-	reject := func(e *RowError) error {
+	done := func(line int) bool { return line <= resume.Checkpoint }
+	record := func(e *RowError) error {
+		pending++
 		c.Rejected++
-		if err := batch.AddReject(ctx, e.Line, e.Field, e.Reason); err != nil {
+		return batch.AddReject(ctx, e.Line, e.Field, e.Reason)
+	}
+	reject := func(e *RowError) error { // a row that cannot be read
+		if done(e.Line) {
+			return nil
+		}
+		if err := record(e); err != nil {
 			return err
 		}
-		return flush()
+		return checkpoint(e.Line)
 	}
 	added := func(ok bool, err error) error {
 		if err != nil {
 			return err
 		}
+		pending++
 		if ok {
 			c.Loaded++
 		} else {
 			c.Duplicate++
 		}
-		return flush()
+		return nil
+	}
+	// each wraps a row's parse and load with the resume and the batching.
+	each := func(fn func(r *csvRow) error) func(r *csvRow) error {
+		return func(r *csvRow) error {
+			if done(r.line) {
+				return nil
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+			return checkpoint(r.line)
+		}
 	}
 	var row func(*csvRow) error
 	switch feedName {
@@ -83,7 +109,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		row = func(r *csvRow) error {
 			s, bad := parseStore(r)
 			if bad != nil {
-				return reject(bad)
+				return record(bad)
 			}
 			return added(batch.AddStore(ctx, s))
 		}
@@ -91,7 +117,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		row = func(r *csvRow) error {
 			cu, bad := parseCustomer(r)
 			if bad != nil {
-				return reject(bad)
+				return record(bad)
 			}
 			return added(batch.AddCustomer(ctx, cu))
 		}
@@ -99,7 +125,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		row = func(r *csvRow) error {
 			p, bad := parsePurchase(r, zone)
 			if bad != nil {
-				return reject(bad)
+				return record(bad)
 			}
 			return added(batch.AddPurchaseLine(ctx, p))
 		}
@@ -107,16 +133,17 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		row = func(r *csvRow) error {
 			code := r.get("code")
 			if code == "" {
-				return reject(rowErr(feeds[FeedPromoCodes], r, "code", "empty promo code"))
+				return record(rowErr(feeds[FeedPromoCodes], r, "code", "empty promo code"))
 			}
 			if len(code) > 64 || strings.ContainsFunc(code, unicode.IsSpace) {
-				return reject(rowErr(feeds[FeedPromoCodes], r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code))
+				return record(rowErr(feeds[FeedPromoCodes], r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code))
 			}
 			return added(batch.AddPromoCode(ctx, code))
 		}
 	case FeedOrders:
 		f.Seek(0, io.SeekStart)
-		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: reject}
+		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record,
+			resumeAt: resume.Checkpoint, checkpoint: checkpoint}
 		if err := x.read(f, enc == EncodingUTF8); err != nil {
 			return c, err
 		}
@@ -125,17 +152,17 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		} else if n > 0 {
 			in.log().Info("earlier order lines categorized by the catalog", "lines", n)
 		}
-		if x.sales == 0 && x.usable == 0 && x.skipped != "" {
+		if x.sales == 0 && x.usable == 0 && x.skipped != "" && resume.Checkpoint == 0 {
 			return c, &FileError{Reason: "nothing to load: " + x.skipped}
 		}
-		return c, batch.Commit()
+		return c, batch.Checkpoint(ctx, last, c)
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}
-	if err := readCSV(r, feeds[feedName], row, reject); err != nil {
+	if err := readCSV(r, feeds[feedName], each(row), reject); err != nil {
 		return c, err
 	}
-	return c, batch.Commit()
+	return c, batch.Checkpoint(ctx, last, c)
 }
 
 // zones returns a lookup of each store's time zone, the default for a

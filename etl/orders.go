@@ -18,6 +18,11 @@ type xmlLoad struct {
 	zone   func(string) *time.Location
 	added  func(bool, error) error
 	reject func(*RowError) error
+	// Items (documents, customers, group trees, products) are counted;
+	// those up to resumeAt were loaded before a crash. checkpoint commits
+	// a full batch after an item.
+	item, resumeAt int
+	checkpoint     func(item int) error
 
 	docs, sales, usable int
 	buyer, status       int    // documents skipped, by reason
@@ -29,11 +34,23 @@ type xmlLoad struct {
 const DefaultStore = "web"
 
 func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
+	each := func(fn func(*xnode) error) func(*xnode) error {
+		return func(n *xnode) error {
+			x.item++
+			if x.item <= x.resumeAt {
+				return nil
+			}
+			if err := fn(n); err != nil {
+				return err
+			}
+			return x.checkpoint(x.item)
+		}
+	}
 	err := readCommerceML(r, isUTF8, cmlSink{
-		document: x.document,
-		party:    x.party,
-		groups:   x.groups,
-		product:  x.product,
+		document: each(x.document),
+		party:    each(x.party),
+		groups:   each(x.groups),
+		product:  each(x.product),
 	})
 	if err != nil {
 		return err

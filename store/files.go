@@ -39,11 +39,19 @@ func (db *DB) FileStatus(ctx context.Context, v FileVersion) (string, error) {
 	return status, nil
 }
 
+// Resume is where the load of a file left off: its checkpoint (the last
+// line or document committed) and the counts up to it. It is zero for a
+// file loaded from the start.
+type Resume struct {
+	Checkpoint int
+	Counts     FileCounts
+}
+
 // BeginFile records that a downloaded file is about to be loaded. If a file
 // with the same sha256 was already ingested, the version is recorded as a
 // skipped duplicate and dup is true. A version left in "loading" by a crash
-// is taken up again: its rejects are cleared and its id returned.
-func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encoding string) (id int64, dup bool, err error) {
+// with the same content is taken up again where its last batch ended.
+func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encoding string) (id int64, dup bool, resume Resume, err error) {
 	now := db.now()
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		var n int
@@ -56,16 +64,23 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 			status, dup = FileSkippedDuplicate, true
 		}
 		var old int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM files WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
-			v.Source, v.Name, v.Size, v.MTime).Scan(&old)
+		var oldSHA, oldStatus string
+		var r Resume
+		err := tx.QueryRowContext(ctx, `SELECT id, sha256, status, checkpoint, rows_loaded, rows_duplicate, rows_rejected
+			FROM files WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
+			v.Source, v.Name, v.Size, v.MTime).Scan(&old, &oldSHA, &oldStatus, &r.Checkpoint, &r.Counts.Loaded, &r.Counts.Duplicate, &r.Counts.Rejected)
 		switch {
+		case err == nil && !dup && oldSHA == sha256 && oldStatus == FileLoading:
+			id, resume = old, r
+			_, err = tx.ExecContext(ctx, `UPDATE files SET encoding = ?, started_at = ? WHERE id = ?`, encoding, now, id)
+			return err
 		case err == nil:
 			id = old
 			if _, err := tx.ExecContext(ctx, `DELETE FROM rejects WHERE file_id = ?`, id); err != nil {
 				return err
 			}
 			_, err = tx.ExecContext(ctx, `UPDATE files SET sha256 = ?, feed = ?, encoding = ?, status = ?,
-				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, error = '', started_at = ?, finished_at = NULL
+				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, checkpoint = 0, error = '', started_at = ?, finished_at = NULL
 				WHERE id = ?`, sha256, feed, encoding, status, now, id)
 			return err
 		case errors.Is(err, sql.ErrNoRows):
@@ -87,9 +102,9 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 		}
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("begin file %s/%s: %w", v.Source, v.Name, err)
+		return 0, false, Resume{}, fmt.Errorf("begin file %s/%s: %w", v.Source, v.Name, err)
 	}
-	return id, dup, nil
+	return id, dup, resume, nil
 }
 
 // FileCounts are the row outcomes of one file.

@@ -156,6 +156,16 @@ func (b *Batch) Commit() error {
 	return nil
 }
 
+// Checkpoint commits the batch together with how far the file's load got:
+// the last line (or document) covered and the counts so far.
+func (b *Batch) Checkpoint(ctx context.Context, at int, c FileCounts) error {
+	if _, err := b.tx.ExecContext(ctx, `UPDATE files SET checkpoint = ?, rows_loaded = ?, rows_duplicate = ?,
+		rows_rejected = ? WHERE id = ?`, at, c.Loaded, c.Duplicate, c.Rejected, b.fileID); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return b.Commit()
+}
+
 // Rollback abandons the batch; it is safe after Commit.
 func (b *Batch) Rollback() {
 	for _, st := range b.stmts {

@@ -40,7 +40,7 @@ func TestBeginFile_DuplicateContent(t *testing.T) {
 	ctx := context.Background()
 	db := open(t)
 	v := store.FileVersion{Source: "office", Name: "a.csv", Size: 10, MTime: 1}
-	id, dup, err := db.BeginFile(ctx, v, "abc", "stores", "utf-8")
+	id, dup, _, err := db.BeginFile(ctx, v, "abc", "stores", "utf-8")
 	if err != nil || dup {
 		t.Fatalf("first: dup=%v err=%v", dup, err)
 	}
@@ -48,7 +48,7 @@ func TestBeginFile_DuplicateContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	renamed := store.FileVersion{Source: "office", Name: "b.csv", Size: 10, MTime: 2}
-	if _, dup, err = db.BeginFile(ctx, renamed, "abc", "stores", "utf-8"); err != nil || !dup {
+	if _, dup, _, err = db.BeginFile(ctx, renamed, "abc", "stores", "utf-8"); err != nil || !dup {
 		t.Fatalf("renamed copy: dup=%v err=%v, want a duplicate", dup, err)
 	}
 	st, err := db.FileStatus(ctx, renamed)
@@ -64,6 +64,37 @@ func TestBeginFile_DuplicateContent(t *testing.T) {
 	}
 	if s.Files.Ingested != 1 || s.Files.SkippedDuplicate != 1 || s.Rows.Loaded != 3 {
 		t.Fatalf("status = %+v", s.Files)
+	}
+}
+
+func TestBeginFile_ResumesCutOffLoad(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	v := store.FileVersion{Source: "office", Name: "stores.csv", Size: 10, MTime: 1}
+	id, _, r, err := db.BeginFile(ctx, v, "abc", "stores", "utf-8")
+	if err != nil || r.Checkpoint != 0 {
+		t.Fatalf("first: resume=%+v err=%v", r, err)
+	}
+	b, err := db.BeginBatch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.FileCounts{Loaded: 40, Duplicate: 2, Rejected: 1}
+	if err := b.Checkpoint(ctx, 44, want); err != nil {
+		t.Fatal(err)
+	}
+	// The process dies here: the file stays "loading".
+	id2, dup, r, err := db.BeginFile(ctx, v, "abc", "stores", "utf-8")
+	if err != nil || dup || id2 != id {
+		t.Fatalf("second: id=%d (want %d) dup=%v err=%v", id2, id, dup, err)
+	}
+	if r.Checkpoint != 44 || r.Counts != want {
+		t.Fatalf("resume = %+v, want checkpoint 44 and %+v", r, want)
+	}
+	// The same name with new content starts over.
+	_, _, r, err = db.BeginFile(ctx, v, "def", "stores", "utf-8")
+	if err != nil || r.Checkpoint != 0 {
+		t.Fatalf("changed content: resume=%+v err=%v, want a fresh start", r, err)
 	}
 }
 
