@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
+ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestIngestCrashLoop$' -v ./cmd/otklik/)
 
 echo "running: ${go_cmd[*]}"
 go_out=$("${go_cmd[@]}" 2>&1)
@@ -20,6 +21,10 @@ echo "running: ${send_cmd[*]}"
 send_out=$("${send_cmd[@]}" 2>&1)
 send_rc=$?
 echo "$send_out"
+echo "running: ${ingest_cmd[*]}"
+ingest_out=$("${ingest_cmd[@]}" 2>&1)
+ingest_rc=$?
+echo "$ingest_out"
 
 {
 	echo "# Benchmark results"
@@ -64,6 +69,25 @@ echo "$send_out"
 		echo "Targets not met in this run:"
 		echo
 		echo "$send_out" | grep -E 'below half|over 100 MiB|twice|--- FAIL|skip' | sed 's/^ */- /'
+		echo
+	fi
+	echo "## Ingest: a crash loop"
+	echo
+	echo '```'
+	echo "${ingest_cmd[*]}"
+	echo '```'
+	echo
+	echo "The sample drop of 100,000 customers and 30 days of purchases is ingested once without"
+	echo "interruption; a copy is ingested by \`otklik ingest\` (the built binary) killed with SIGKILL at"
+	echo "up to 20 random moments and restarted until it finishes. Each table (rows, rejects, per-file"
+	echo "counts) is then compared with the uninterrupted run by row count and a hash of its rows."
+	echo
+	echo "$ingest_out" | grep '^|'
+	echo
+	if [ $ingest_rc -ne 0 ]; then
+		echo "Not met in this run:"
+		echo
+		echo "$ingest_out" | grep -E 'after a clean run|--- FAIL|skip' | sed 's/^ */- /'
 		echo
 	fi
 	echo "## Go benchmarks"
