@@ -136,6 +136,8 @@ survey:
 		chromedp.Click(`input[name=bad][value="service"]`, chromedp.ByQuery),
 		chromedp.SendKeys(`#comment`, comment, chromedp.ByQuery),
 		chromedp.Submit(`form`, chromedp.ByQuery),
+		// The answer page has a heading and no form.
+		chromedp.WaitNotPresent(`form`, chromedp.ByQuery),
 		chromedp.WaitVisible(`h1`, chromedp.ByQuery),
 		chromedp.Text(`h1`, &thanks, chromedp.ByQuery),
 	)
