@@ -258,13 +258,50 @@ func TestRetainAndBackup(t *testing.T) {
 	b.AddCustomer(ctx, store.Customer{Code: "buyer", Name: "Покупатель", Email: "buyer@example.ru", Consent: true})
 	b.AddPurchaseLine(ctx, store.PurchaseLine{StoreCode: "1", Receipt: "r", Line: 1, At: now.AddDate(0, -1, 0), CustomerCode: "buyer", QtyMilli: 1000, SumKop: 100})
 	b.Commit()
+	// An answer with a comment from long ago and one from last month.
+	answer := func(token string, at time.Time) {
+		t.Helper()
+		db.Now = func() time.Time { return at }
+		inv := store.NewInvitation{
+			Candidate: store.Candidate{StoreCode: "1", Receipt: token, At: at.Add(-24 * time.Hour), CustomerCode: token, Email: token + "@example.ru"},
+			Token:     token, DueAt: at, Expires: at.Add(time.Hour),
+		}
+		if _, err := db.AddInvitations(ctx, []store.NewInvitation{inv}, at.AddDate(0, -1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		out, err := db.ClaimDue(ctx, 1)
+		if err != nil || len(out) != 1 {
+			t.Fatalf("claim: %v %v", out, err)
+		}
+		db.Start(ctx, out[0])
+		db.MarkSent(ctx, out[0], "<"+token+"@x>")
+		if _, err := db.AddResponse(ctx, token, store.Response{Rating: 1, Comment: "Грубый кассир " + token}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer("early", old)
+	answer("recent", now.AddDate(0, -1, 0))
 	db.Now = func() time.Time { return now }
-	cards, _, err := db.Retain(ctx, now.AddDate(-3, 0, 0), now.AddDate(-3, 0, 0))
+	cards, answers, err := db.Retain(ctx, now.AddDate(-3, 0, 0), now.AddDate(-3, 0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cards != 1 {
-		t.Fatalf("anonymized %d cards, want 1 (the one neither updated nor buying for 3 years)", cards)
+	if cards != 1 || answers != 1 {
+		t.Fatalf("anonymized %d cards and %d answers, want 1 each (those untouched for 3 years)", cards, answers)
+	}
+	// Only the old card lost its data; only the recent comment is left.
+	if n, _ := db.Forget(ctx, "old@example.ru", ""); n != 0 {
+		t.Error("the card untouched for 3 years still has its email")
+	}
+	if n, _ := db.Forget(ctx, "buyer@example.ru", ""); n != 1 {
+		t.Error("the card of a recent buyer lost its email")
+	}
+	comments, err := db.NegativeComments(ctx, store.Period{From: old.AddDate(-1, 0, 0), To: now}, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(comments) != 1 || comments[0].Comment != "Грубый кассир recent" {
+		t.Fatalf("comments after retention: %+v", comments)
 	}
 	// The copy opens and holds the data; only the newest two are kept.
 	dir := t.TempDir()
@@ -284,7 +321,7 @@ func TestRetainAndBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cp.Close()
-	if s, _ := cp.Status(ctx); s.Customers != 2 || s.PurchaseLines != 1 {
+	if s, _ := cp.Status(ctx); s.Customers != 2 || s.PurchaseLines != 1 || s.Responses != 2 {
 		t.Fatalf("backup holds %+v", s)
 	}
 }
