@@ -6,6 +6,7 @@ package etl
 import (
 	"compress/gzip"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -302,6 +304,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if errors.As(err, &fe) {
 		res.Failed++
 		log.Error("file failed", "reason", fe.Reason)
+		in.writeRejects(ctx, id, path, e.Name, fe.Reason, log)
 		in.archive(path, log)
 		return nil, in.DB.FinishFile(ctx, id, counts, fe.Reason)
 	}
@@ -315,6 +318,9 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	res.add(counts)
 	log.Info("file ingested", "encoding", enc, "loaded", counts.Loaded,
 		"duplicate", counts.Duplicate, "rejected", counts.Rejected)
+	if counts.Rejected > 0 {
+		in.writeRejects(ctx, id, path, e.Name, "", log)
+	}
 	in.archive(path, log)
 	in.after(ctx, spec, e, log)
 	return nil, nil
@@ -471,6 +477,37 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		c.werr = err
 	}
 	return n, err
+}
+
+// writeRejects writes NAME.rejects.csv beside the spooled copy of a file:
+// its rejected rows, or why the whole file failed, for the 1C
+// administrator to open in Excel (UTF-8 with a BOM, ";", CRLF). A failure
+// is logged: the rejects stay in the database either way.
+func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, failure string, log *slog.Logger) {
+	pr, pw := io.Pipe()
+	go func() {
+		w := csv.NewWriter(pw)
+		w.Comma, w.UseCRLF = ';', true
+		io.WriteString(pw, "\ufeff")
+		w.Write([]string{"Файл", "Строка", "Поле", "Причина"})
+		err := func() error {
+			if failure != "" {
+				return w.Write([]string{name, "", "", "файл не загружен: " + failure})
+			}
+			return in.DB.EachReject(ctx, fileID, func(r store.Reject) error {
+				return w.Write([]string{r.File, strconv.Itoa(r.Line), r.Field, r.Reason})
+			})
+		}()
+		w.Flush()
+		if err == nil {
+			err = w.Error()
+		}
+		pw.CloseWithError(err)
+	}()
+	if err := writeAtomic(path+".rejects.csv", pr); err != nil {
+		pr.CloseWithError(err)
+		log.Warn("write the rejects beside the spooled copy", "err", err)
+	}
 }
 
 // archive compresses a spooled copy once it is loaded.

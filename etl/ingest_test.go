@@ -169,6 +169,32 @@ func TestIngestFiles(t *testing.T) {
 	if res.Ingested != 1 || res.Loaded != 2 || res.Rejected != 3 {
 		t.Fatalf("res = %+v", res)
 	}
+	// The rejects lie beside the archived copy, for Excel.
+	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*cp1251_crlf.csv.rejects.csv"))
+	if len(found) != 1 {
+		t.Fatalf("rejects files: %v", found)
+	}
+	b, err := os.ReadFile(found[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
+	if len(lines) != 4 || lines[0] != "\ufeffФайл;Строка;Поле;Причина" ||
+		!strings.HasPrefix(lines[1], "cp1251_crlf.csv;4;") || !strings.HasPrefix(lines[3], "cp1251_crlf.csv;6;") {
+		t.Fatalf("rejects.csv:\n%s", b)
+	}
+	bad := filepath.Join(t.TempDir(), "stores_nocode.csv")
+	os.WriteFile(bad, []byte("Наименование\r\nХофф\r\n"), 0o644)
+	if res, err := in.IngestFiles(ctx, etl.FeedStores, []string{bad}); err != nil || res.Failed != 1 {
+		t.Fatalf("a file without its key column: %+v %v", res, err)
+	}
+	found, _ = filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*stores_nocode.csv.rejects.csv"))
+	if len(found) != 1 {
+		t.Fatalf("no rejects beside a failed file: %v", found)
+	}
+	if b, _ = os.ReadFile(found[0]); !strings.Contains(string(b), "stores_nocode.csv;;;файл не загружен: ") {
+		t.Fatalf("rejects.csv of a failed file:\n%s", b)
+	}
 	if _, err := in.IngestFiles(ctx, "", []string{"../testdata/csv/purchases/empty.csv"}); err == nil {
 		t.Fatal("a file matching no feed was accepted")
 	}

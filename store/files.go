@@ -158,6 +158,26 @@ func (db *DB) Rejects(ctx context.Context, limit int) ([]Reject, error) {
 	return out, rows.Err()
 }
 
+// EachReject calls fn with each reject of a file, in line order.
+func (db *DB) EachReject(ctx context.Context, fileID int64, fn func(Reject) error) error {
+	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.line, r.field, r.reason
+		FROM rejects r JOIN files f ON f.id = r.file_id WHERE r.file_id = ? ORDER BY r.line, r.id`, fileID)
+	if err != nil {
+		return fmt.Errorf("rejects of file %d: %w", fileID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Reject
+		if err := rows.Scan(&r.File, &r.Line, &r.Field, &r.Reason); err != nil {
+			return fmt.Errorf("rejects of file %d: %w", fileID, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // FileErrors returns the reasons of the failed files, oldest first.
 func (db *DB) FileErrors(ctx context.Context) ([]string, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT source || '/' || name || ': ' || error FROM files WHERE status = 'failed' ORDER BY id`)
