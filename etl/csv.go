@@ -91,6 +91,7 @@ type csvRow struct {
 	line   int
 	fields []string
 	index  map[string]int // column key -> field index
+	feed   *feed          // the feed as matched, with a source's header names
 }
 
 // get returns the trimmed value of a column, or "" if the file has no such
@@ -199,7 +200,7 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 			}
 			continue
 		}
-		if err := fn(&csvRow{line: line, fields: rec, index: index}); err != nil {
+		if err := fn(&csvRow{line: line, fields: rec, index: index, feed: &f}); err != nil {
 			return err
 		}
 	}

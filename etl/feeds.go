@@ -81,6 +81,37 @@ var feeds = map[string]feed{
 	}},
 }
 
+// Columns returns the column keys of a CSV feed (what a source's
+// columns mapping may name), or nil if the feed is not CSV.
+func Columns(feedName string) []string {
+	f, ok := feeds[feedName]
+	if !ok {
+		return nil
+	}
+	keys := make([]string, len(f.columns))
+	for i, c := range f.columns {
+		keys[i] = c.key
+	}
+	return keys
+}
+
+// withColumns returns the feed with a source's own header names (column
+// key -> header): each is tried before the default aliases, and names its
+// column in rejects.
+func (f feed) withColumns(names map[string]string) feed {
+	if len(names) == 0 {
+		return f
+	}
+	cols := make([]column, len(f.columns))
+	for i, c := range f.columns {
+		if h := names[c.key]; h != "" {
+			c.aliases = append([]string{h}, c.aliases...)
+		}
+		cols[i] = c
+	}
+	return feed{name: f.name, columns: cols}
+}
+
 // headerKey folds a header name for matching: case and white space do not
 // count.
 func headerKey(s string) string {
@@ -134,6 +165,9 @@ func (f feed) label(key string) string {
 }
 
 func rowErr(f feed, r *csvRow, key, format string, args ...any) *RowError {
+	if r.feed != nil { // the file's own header names
+		f = *r.feed
+	}
 	return &RowError{Line: r.line, Field: f.label(key), Reason: fmt.Sprintf(format, args...)}
 }
 

@@ -64,6 +64,9 @@ type SourceSpec struct {
 	ProcessedDir string
 	// Encoding forces a CSV encoding; "" decides by the bytes.
 	Encoding string
+	// Columns are the header names this source's 1C writes where they
+	// differ from the defaults: feed -> column key (see Columns) -> header.
+	Columns map[string]map[string]string
 }
 
 // Ingester loads drops into the store.
@@ -299,7 +302,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if resume.Checkpoint > 0 {
 		log.Info("resuming a load cut off before", "after", resume.Checkpoint)
 	}
-	counts, err := in.load(ctx, id, feed, path, enc, resume)
+	counts, err := in.load(ctx, id, feed, path, enc, spec.Columns[feed], resume)
 	var fe *FileError
 	if errors.As(err, &fe) {
 		res.Failed++

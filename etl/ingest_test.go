@@ -159,6 +159,44 @@ func TestIngester_MissingSourceDoesNotStopOthers(t *testing.T) {
 	}
 }
 
+// TestIngester_Columns: a source whose 1C names columns its own way loads
+// through its columns mapping, and rejects name its headers.
+func TestIngester_Columns(t *testing.T) {
+	ctx := context.Background()
+	body := "НомерДокумента;НомерСтроки;Дата;Магазин;Количество;СуммаСоСкидкой\r\n" +
+		"R1;1;01.11.2026 10:00:00;0001;1;100,00\r\n" +
+		"R2;1;01.11.2026 10:05:00;0001;1;сто\r\n"
+	cols := map[string]map[string]string{etl.FeedPurchases: {"receipt": "НомерДокумента", "sum": "Сумма со скидкой"}}
+	for _, tc := range []struct {
+		name    string
+		columns map[string]map[string]string
+		want    etl.Result
+	}{
+		{"defaults", nil, etl.Result{Failed: 1}},
+		{"mapped", cols, etl.Result{Ingested: 1, Loaded: 1, Rejected: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, db := newIngester(t)
+			drop := t.TempDir()
+			os.WriteFile(filepath.Join(drop, "purchases_20261101.csv"), []byte(body), 0o644)
+			res, err := in.Run(ctx, []etl.SourceSpec{{Name: "office", Source: &etl.Local{Dir: drop}, Columns: tc.columns}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Ingested != tc.want.Ingested || res.Failed != tc.want.Failed || res.Loaded != tc.want.Loaded || res.Rejected != tc.want.Rejected {
+				t.Fatalf("res = %+v, want %+v", res, tc.want)
+			}
+			if tc.columns == nil {
+				return
+			}
+			rej, err := db.Rejects(ctx, 10)
+			if err != nil || len(rej) != 1 || rej[0].Line != 3 || rej[0].Field != "Сумма со скидкой" {
+				t.Fatalf("rejects = %+v, %v; want line 3, field Сумма со скидкой", rej, err)
+			}
+		})
+	}
+}
+
 func TestIngestFiles(t *testing.T) {
 	ctx := context.Background()
 	in, _ := newIngester(t)

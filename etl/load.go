@@ -18,7 +18,7 @@ import (
 // commits with a checkpoint (the last line, or CommerceML item, it
 // covers, and the counts so far), so a load cut off by a crash resumes
 // after its last batch and ends as an uninterrupted one would.
-func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc string, resume store.Resume) (store.FileCounts, error) {
+func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc string, cols map[string]string, resume store.Resume) (store.FileCounts, error) {
 	c := resume.Counts
 	f, err := os.Open(path)
 	if err != nil {
@@ -159,7 +159,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}
-	if err := readCSV(r, feeds[feedName], each(row), reject); err != nil {
+	if err := readCSV(r, feeds[feedName].withColumns(cols), each(row), reject); err != nil {
 		return c, err
 	}
 	return c, batch.Checkpoint(ctx, last, c)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +75,8 @@ type SourceConfig struct {
 	ProcessedDir     string              `yaml:"processed_dir"`
 	OutboundDir      string              `yaml:"outbound_dir"`
 	Encoding         string              `yaml:"encoding"`
+	// Columns: feed -> column -> the header this source's 1C writes.
+	Columns map[string]map[string]string `yaml:"columns"`
 }
 
 // ReadyConfig says when a file on a source is complete.
@@ -314,6 +318,17 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, lines m
 				return err
 			}
 		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				key := prefix + "." + k.Value
+				lines[key] = k.Line
+				if err := checkKeys(file, v, t.Elem(), key, lines); err != nil {
+					return err
+				}
+			}
+		}
 	case reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
 			for i, item := range n.Content {
@@ -330,9 +345,14 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, lines m
 
 // suggest returns the known key closest to a misspelt one, if close.
 func suggest(key string, fields map[string]reflect.StructField) string {
+	return closest(key, slices.Sorted(maps.Keys(fields)))
+}
+
+// closest returns the name closest to a misspelt one, if close.
+func closest(name string, known []string) string {
 	best, bestD := "", 3
-	for k := range fields {
-		if d := editDistance(key, k); d < bestD {
+	for _, k := range known {
+		if d := editDistance(name, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -581,6 +601,25 @@ func (c *Config) Validate() error {
 		case "", etl.EncodingUTF8, etl.EncodingCP1251:
 		default:
 			return bad(key+".encoding", "%q is not utf-8 or windows-1251 (leave empty to detect)", s.Encoding)
+		}
+		for feed, cols := range s.Columns {
+			known := etl.Columns(feed)
+			if known == nil {
+				return bad(key+".columns."+feed, "%q is not a CSV feed (stores, customers, purchases, promo_codes)", feed)
+			}
+			for col, header := range cols {
+				k := key + ".columns." + feed + "." + col
+				if !slices.Contains(known, col) {
+					msg := fmt.Sprintf("%q is not a column of %s", col, feed)
+					if s := closest(col, known); s != "" {
+						msg += fmt.Sprintf(" (did you mean %q?)", s)
+					}
+					return bad(k, "%s; the columns are %s", msg, strings.Join(known, ", "))
+				}
+				if strings.TrimSpace(header) == "" {
+					return bad(k, "the header name is empty")
+				}
+			}
 		}
 	}
 	if c.SMTP.Password != "" {

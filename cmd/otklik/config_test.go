@@ -37,6 +37,8 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"bad manager", "", "reports.managers[0]"},
 		{"bad base url", "", "survey.base_url"},
 		{"not yaml", "", "did not find expected"},
+		{"misspelt column", "", `/etc/otklik.yaml:8: sources[0].columns.purchases.reciept: "reciept" is not a column of purchases (did you mean "receipt"?)`},
+		{"column of no CSV feed", "", `sources[0].columns.orders: "orders" is not a CSV feed`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := validConfig
@@ -65,6 +67,10 @@ func TestParseConfig_Errors(t *testing.T) {
 				body = strings.Replace(body, "https://otklik.example.ru", "otklik.example.ru", 1)
 			case "not yaml":
 				body += "survey: [\n"
+			case "misspelt column":
+				body = strings.Replace(body, "    dir: drop\n", "    dir: drop\n    columns:\n      purchases:\n        reciept: НомерДокумента\n", 1)
+			case "column of no CSV feed":
+				body = strings.Replace(body, "    dir: drop\n", "    dir: drop\n    columns:\n      orders: {receipt: Номер}\n", 1)
 			}
 			_, err := ParseConfig("/etc/otklik.yaml", []byte(body))
 			var ce *ConfigError
