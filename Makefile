@@ -57,11 +57,16 @@ demo: build
 	./$(BIN) demo --dir otklik-demo
 
 # Postfix brings smtp-sink and smtp-source; its own mail daemon is stopped.
+# The sqlite3 shell is what ingest is compared with.
 bench: test-deps
 	@if [ ! -x /usr/sbin/smtp-sink ] && [ "$$(id -u)" = 0 ]; then \
 		echo "installing postfix (for smtp-sink and smtp-source)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >/dev/null; \
 		postfix stop >/dev/null 2>&1 || true; \
+	fi
+	@if ! command -v sqlite3 >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing sqlite3"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sqlite3 >/dev/null; \
 	fi
 	./bench/run.sh
 

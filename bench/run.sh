@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
-ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestIngestCrashLoop$' -v ./cmd/otklik/)
+ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop)$' -v ./cmd/otklik/)
 
 echo "running: ${go_cmd[*]}"
 go_out=$("${go_cmd[@]}" 2>&1)
@@ -71,11 +71,18 @@ echo "$ingest_out"
 		echo "$send_out" | grep -E 'below half|over 100 MiB|twice|--- FAIL|skip' | sed 's/^ */- /'
 		echo
 	fi
-	echo "## Ingest: a crash loop"
+	echo "## Ingest: against the sqlite3 shell, and a crash loop"
 	echo
 	echo '```'
 	echo "${ingest_cmd[*]}"
 	echo '```'
+	echo
+	echo "One purchases export of 1,000,000 lines in Windows-1251 (written by etl/sample.WriteBig) is"
+	echo "ingested by \`otklik ingest\` (the built binary: decoding, validation, normalization, batched"
+	echo "load into the keyed purchase_lines); then, timed together, iconv converts it to UTF-8 and the"
+	echo "sqlite3 shell .imports it into a staging table and INSERT OR IGNOREs it into a table with the"
+	echo "same primary key. Then an export holding the last 90% of the first and 10% new lines is"
+	echo "ingested. Peak RSS from wait4."
 	echo
 	echo "The sample drop of 100,000 customers and 30 days of purchases is ingested once without"
 	echo "interruption; a copy is ingested by \`otklik ingest\` (the built binary) killed with SIGKILL at"
@@ -87,7 +94,7 @@ echo "$ingest_out"
 	if [ $ingest_rc -ne 0 ]; then
 		echo "Not met in this run:"
 		echo
-		echo "$ingest_out" | grep -E 'after a clean run|--- FAIL|skip' | sed 's/^ */- /'
+		echo "$ingest_out" | grep -E 'after a clean run|slower than|more than half|over 150 MiB|--- FAIL|skip' | sed 's/^ */- /'
 		echo
 	fi
 	echo "## Go benchmarks"

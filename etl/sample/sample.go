@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/text/encoding"
@@ -200,34 +201,10 @@ func Write(dir string, o Options) (Summary, error) {
 		day := o.Now.AddDate(0, 0, -d)
 		name := "purchases_" + day.Format("20060102") + ".csv"
 		err := writeCSV(filepath.Join(dir, name), func(w *csv.Writer) error {
-			w.Write([]string{"НомерЧека", "НомерСтроки", "Дата", "Магазин", "КодКлиента", "КодТовара", "Товар", "Категория", "Количество", "Цена", "Сумма", "Продавец"})
+			w.Write(purchasesHeader)
 			n := o.Receipts/2 + rng.IntN(o.Receipts+1)
 			for k := range n {
-				st := Stores[rng.IntN(len(Stores))]
-				loc := moscow
-				if st.TimeZone != "" {
-					loc, _ = time.LoadLocation(st.TimeZone)
-				}
-				y, m, dd := day.In(loc).Date()
-				at := time.Date(y, m, dd, 10+rng.IntN(11), rng.IntN(60), rng.IntN(60), 0, loc)
-				receipt := fmt.Sprintf("%s-%s-%05d", st.Code, day.Format("060102"), k+1)
-				customer := fmt.Sprintf("%09d", 100000+rng.IntN(o.Customers))
-				if rng.IntN(5) == 0 {
-					customer = "" // no loyalty card
-				}
-				ret := rng.IntN(40) == 0
-				lines := 1 + rng.IntN(3)
-				for ln := 1; ln <= lines; ln++ {
-					p := products[rng.IntN(len(products))]
-					qty := int64(1 + rng.IntN(2))
-					if ret {
-						qty = -1
-					}
-					w.Write([]string{receipt, fmt.Sprint(ln), at.Format("02.01.2006 15:04:05"), st.Code, customer,
-						p.code, p.name, p.category, fmt.Sprint(qty), rubles(p.priceKop), rubles(p.priceKop * qty), pick(rng, sellers), ""})
-					sum.Lines++
-				}
-				sum.Receipts++
+				writeReceipt(w, rng, moscow, day, fmt.Sprintf("-%s-%05d", day.Format("060102"), k+1), o.Customers, &sum)
 			}
 			if d%20 == 0 {
 				// Rows 1C should not have written: rejected with a reason.
@@ -242,6 +219,92 @@ func Write(dir string, o Options) (Summary, error) {
 		}
 		sum.Files = append(sum.Files, name)
 	}
+	return sum, nil
+}
+
+// purchasesHeader is the purchases export's header as 1C writes it.
+var purchasesHeader = []string{"НомерЧека", "НомерСтроки", "Дата", "Магазин", "КодКлиента", "КодТовара", "Товар", "Категория", "Количество", "Цена", "Сумма", "Продавец"}
+
+// writeReceipt writes the lines of one receipt of a day; the receipt
+// number is the store's code followed by suffix.
+func writeReceipt(w *csv.Writer, rng *rand.Rand, moscow *time.Location, day time.Time, suffix string, customers int, sum *Summary) {
+	st := Stores[rng.IntN(len(Stores))]
+	loc := moscow
+	if st.TimeZone != "" {
+		loc = zone(st.TimeZone)
+	}
+	y, m, dd := day.In(loc).Date()
+	at := time.Date(y, m, dd, 10+rng.IntN(11), rng.IntN(60), rng.IntN(60), 0, loc)
+	receipt := st.Code + suffix
+	customer := fmt.Sprintf("%09d", 100000+rng.IntN(customers))
+	if rng.IntN(5) == 0 {
+		customer = "" // no loyalty card
+	}
+	ret := rng.IntN(40) == 0
+	lines := 1 + rng.IntN(3)
+	for ln := 1; ln <= lines; ln++ {
+		p := products[rng.IntN(len(products))]
+		qty := int64(1 + rng.IntN(2))
+		if ret {
+			qty = -1
+		}
+		w.Write([]string{receipt, fmt.Sprint(ln), at.Format("02.01.2006 15:04:05"), st.Code, customer,
+			p.code, p.name, p.category, fmt.Sprint(qty), rubles(p.priceKop), rubles(p.priceKop * qty), pick(rng, sellers), ""})
+		sum.Lines++
+	}
+	sum.Receipts++
+}
+
+var zones sync.Map // name -> *time.Location
+
+// zone loads a store's time zone once.
+func zone(name string) *time.Location {
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		l = time.UTC // the sample's zones are all valid
+	}
+	zones.Store(name, l)
+	return l
+}
+
+// Big describes one large purchases export, as a chain's full re-export
+// of a month would be, for benchmarks.
+type Big struct {
+	Lines     int       // at least this many purchase lines
+	Now       time.Time // the purchases are on the 30 days before
+	Customers int       // 0 means 1,000,000
+	Seed      uint64
+	// From is the number of the first receipt (each receipt number is
+	// unique within the file): files with far apart From do not overlap.
+	From int
+}
+
+// WriteBig writes a purchases export of b.Lines lines in Windows-1251.
+func WriteBig(path string, b Big) (Summary, error) {
+	if b.Customers <= 0 {
+		b.Customers = 1000000
+	}
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		return Summary{}, fmt.Errorf("sample: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(b.Seed, b.Seed^0x9e3779b97f4a7c15))
+	var sum Summary
+	err = writeCSV(path, func(w *csv.Writer) error {
+		w.Write(purchasesHeader)
+		for k := b.From; sum.Lines < b.Lines; k++ {
+			day := b.Now.AddDate(0, 0, -1-rng.IntN(30))
+			writeReceipt(w, rng, moscow, day, fmt.Sprintf("-%09d", k), b.Customers, &sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	sum.Files = []string{filepath.Base(path)}
 	return sum, nil
 }
 

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otklik/otklik/etl/sample"
+)
+
+// TestIngestBenchmark ingests one large Windows-1251 purchases export
+// (1,000,000 lines; OTKLIK_BENCH_ROWS for others, such as 10,000,000) with
+// the built binary and compares it, in the same run, with the sqlite3
+// shell doing only the raw part: iconv to UTF-8, .import, INSERT OR
+// IGNORE into a table with the same primary key. Then it re-ingests an
+// export that overlaps the first by 90%.
+func TestIngestBenchmark(t *testing.T) {
+	benchOnly(t)
+	for _, tool := range []string{"sqlite3", "iconv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s missing (make bench installs it as root)", tool)
+		}
+	}
+	rows := 1000000
+	if s := os.Getenv("OTKLIK_BENCH_ROWS"); s != "" {
+		rows, _ = strconv.Atoi(s)
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	now := time.Now()
+	first := filepath.Join(dir, "drop", "purchases_full.csv")
+	os.MkdirAll(filepath.Dir(first), 0o755)
+	sum, err := sample.WriteBig(first, sample.Big{Lines: rows, Now: now, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(first)
+	cfg := filepath.Join(dir, "otklik.yaml")
+	os.WriteFile(cfg, []byte(`database: otklik.db
+spool: spool
+sources:
+  - name: office
+    dir: drop
+    ready:
+      min_age: 0s
+smtp:
+  address: 127.0.0.1:25
+  from: noreply@example.ru
+survey:
+  base_url: https://otklik.example.ru
+`), 0o644)
+	ingest := func() (time.Duration, int64) {
+		t.Helper()
+		cmd := exec.Command(bin, "--config", cfg, "ingest")
+		cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otklik ingest: %v\n%s", err, out)
+		}
+		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	}
+	otklik, rss := ingest()
+	if got := status(t, cfg).PurchaseLines; got != int64(sum.Lines) {
+		t.Fatalf("loaded %d purchase lines of %d", got, sum.Lines)
+	}
+
+	// The sqlite3 shell, raw: iconv, .import into a staging table, then
+	// INSERT OR IGNORE into the keyed table, in one transaction.
+	shellDB := filepath.Join(dir, "shell.db")
+	script := filepath.Join(dir, "import.sql")
+	utf8 := filepath.Join(dir, "purchases.utf8.csv")
+	os.WriteFile(script, []byte(`PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE staging (receipt, line, date, store, customer, product_code, product, category, qty, price, sum, seller, extra);
+CREATE TABLE purchase_lines (receipt TEXT, line INTEGER, date TEXT, store TEXT, customer TEXT, product_code TEXT,
+  product TEXT, category TEXT, qty TEXT, price TEXT, sum TEXT, seller TEXT, PRIMARY KEY (store, receipt, line));
+.mode csv
+.separator ; "\r\n"
+.import --skip 1 `+utf8+` staging
+BEGIN;
+INSERT OR IGNORE INTO purchase_lines SELECT receipt, line, date, store, customer, product_code, product, category, qty, price, sum, seller FROM staging;
+COMMIT;
+`), 0o644)
+	start := time.Now()
+	sh := exec.Command("sh", "-c", fmt.Sprintf("iconv -f WINDOWS-1251 -t UTF-8 %s > %s && sqlite3 %s < %s", first, utf8, shellDB, script))
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3 shell: %v\n%s", err, out)
+	}
+	shell := time.Since(start)
+	if out, err := exec.Command("sqlite3", shellDB, "SELECT count(*) FROM purchase_lines").Output(); err != nil || string(out) != fmt.Sprintf("%d\n", sum.Lines) {
+		t.Fatalf("the shell loaded %q lines (%v), want %d", out, err, sum.Lines)
+	}
+
+	// A second export: the last 90% of the first, then 10% new lines.
+	second := filepath.Join(dir, "drop", "purchases_again.csv")
+	added, err := overlap(first, second, rows/10, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, rss2 := ingest()
+	if got := status(t, cfg).PurchaseLines; got != int64(sum.Lines+added) {
+		t.Fatalf("after the overlapping export: %d purchase lines, want %d", got, sum.Lines+added)
+	}
+
+	rate := func(d time.Duration) float64 { return float64(sum.Lines) / d.Seconds() }
+	fmt.Printf("\n| %d purchase lines, %d MiB of Windows-1251 | seconds | lines/s | ratio | peak RSS |\n|---|---|---|---|---|\n", sum.Lines, fi.Size()>>20)
+	fmt.Printf("| otklik ingest (decode, validate, normalize, load) | %.1f | %.0f | %.2f of the shell's speed | %d MiB |\n", otklik.Seconds(), rate(otklik), shell.Seconds()/otklik.Seconds(), rss>>20)
+	fmt.Printf("| iconv + sqlite3 .import + INSERT OR IGNORE | %.1f | %.0f | | |\n", shell.Seconds(), rate(shell))
+	fmt.Printf("| otklik ingest of an export overlapping 90%% | %.1f | %.0f | %.2f of the first ingest's time | %d MiB |\n", again.Seconds(), rate(again), again.Seconds()/otklik.Seconds(), rss2>>20)
+	if otklik > shell {
+		t.Errorf("otklik ingest: %.1fs, slower than the sqlite3 shell's %.1fs", otklik.Seconds(), shell.Seconds())
+	}
+	if again > otklik/2 {
+		t.Errorf("re-ingest of a 90%% overlap: %.1fs, more than half the first %.1fs", again.Seconds(), otklik.Seconds())
+	}
+	if rss > 150<<20 {
+		t.Errorf("otklik ingest: peak RSS %d MiB, over 150 MiB", rss>>20)
+	}
+}
+
+// overlap writes dst: the lines of src after its first skip data lines,
+// then about skip new lines; it returns how many are new.
+func overlap(src, dst string, skip int, now time.Time) (int, error) {
+	newPart := dst + ".new"
+	s, err := sample.WriteBig(newPart, sample.Big{Lines: skip, Now: now, Seed: 2, From: 500000000})
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(newPart)
+	out, err := os.Create(dst + ".part")
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriter(out)
+	copyLines := func(path string, header bool, skip int) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for n := 0; sc.Scan(); n++ {
+			if n == 0 && !header || n > 0 && n <= skip {
+				continue
+			}
+			w.Write(sc.Bytes())
+			w.WriteString("\r\n")
+		}
+		return sc.Err()
+	}
+	if err := copyLines(src, true, skip); err != nil {
+		return 0, err
+	}
+	if err := copyLines(newPart, false, 0); err != nil {
+		return 0, err
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	if err := out.Close(); err != nil {
+		return 0, err
+	}
+	return s.Lines, os.Rename(dst+".part", dst)
+}
