@@ -14,6 +14,9 @@ import (
 	"github.com/otklik/otklik/store"
 )
 
+// batchTime is the longest a load holds SQLite's write lock at a time.
+const batchTime = 50 * time.Millisecond
+
 // load parses a spooled file and writes its rows in batches. Each batch
 // commits with a checkpoint (the last line, or CommerceML item, it
 // covers, and the counts so far), so a load cut off by a crash resumes
@@ -49,12 +52,13 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		return c, err
 	}
 	defer func() { batch.Rollback() }()
-	pending, last := 0, resume.Checkpoint
-	// checkpoint commits the batch once it is full, marking pos (a line
-	// or an item) as done.
+	pending, last, began := 0, resume.Checkpoint, time.Now()
+	// checkpoint commits the batch once it is full or has held the write
+	// lock for batchTime (survey answers wait for it), marking pos (a
+	// line or an item) as done.
 	checkpoint := func(pos int) error {
 		last = pos
-		if pending < size {
+		if pending < size && (pending%64 != 0 || time.Since(began) < batchTime) {
 			return nil
 		}
 		if err := batch.Checkpoint(ctx, pos, c); err != nil {
@@ -62,6 +66,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 		pending = 0
 		batch, err = in.DB.BeginBatch(ctx, fileID)
+		began = time.Now()
 		return err
 	}
 	done := func(line int) bool { return line <= resume.Checkpoint }

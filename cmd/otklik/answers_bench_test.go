@@ -1,0 +1,171 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otklik/otklik/etl/sample"
+)
+
+// TestAnswersDuringIngest runs the daemon (the built binary), which
+// catches up a 1,000,000-line ingest at start, and POSTs survey answers
+// from 32 concurrent clients on loopback while that ingest runs: answers
+// per second, latency percentiles, and every answer acknowledged is in
+// the database.
+func TestAnswersDuringIngest(t *testing.T) {
+	benchOnly(t)
+	rows := 1000000
+	if s := os.Getenv("OTKLIK_BENCH_ROWS"); s != "" {
+		rows, _ = strconv.Atoi(s)
+	}
+	const tokens, clients = 100000, 32
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := queue(t, dir, "127.0.0.1:1", tokens, 1)
+	// The invitations went out: mark them sent as a send would.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "otklik.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE invitations SET status = 'sent', sent_at = ?, attempts = 1`, time.Now().Unix()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	os.MkdirAll(filepath.Join(dir, "drop"), 0o755)
+	if _, err := sample.WriteBig(filepath.Join(dir, "drop", "purchases_full.csv"), sample.Big{Lines: rows, Now: time.Now(), Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	listen := freePort(t)
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`database: otklik.db
+spool: spool
+sources:
+  - name: office
+    dir: drop
+    ready:
+      min_age: 0s
+smtp:
+  address: 127.0.0.1:1
+  from: noreply@example.ru
+  tls: none
+survey:
+  base_url: http://%s
+  listen: %s
+  per_ip_rate: 1000000
+admin:
+  listen: "off"
+`, listen, listen)), 0o644)
+
+	daemon := exec.Command(bin, "--config", cfg, "run")
+	daemon.Env = append(os.Environ(), "OTKLIK_CONFIG=")
+	daemon.Stderr = io.Discard
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { daemon.Process.Signal(syscall.SIGTERM); daemon.Wait() }()
+	ro, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "otklik.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	loading := func() bool {
+		var n int
+		ro.QueryRow(`SELECT count(*) FROM files WHERE status = 'loading'`).Scan(&n)
+		return n > 0
+	}
+	for deadline := time.Now().Add(2 * time.Minute); !loading(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon did not start the ingest")
+		}
+	}
+
+	var next, acked, failed atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 30 * time.Second}
+			var mine []time.Duration
+			for {
+				select {
+				case <-stop:
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+					return
+				default:
+				}
+				i := next.Add(1) - 1
+				if i >= tokens {
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				form := url.Values{"rating": {strconv.Itoa(1 + int(i%5))}, "nps": {strconv.Itoa(int(i % 11))}, "comment": {"Долго ждали консультанта"}}
+				t0 := time.Now()
+				resp, err := c.PostForm(fmt.Sprintf("http://%s/s/tok%029d", listen, i), form)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				mine = append(mine, time.Since(t0))
+				if resp.StatusCode == http.StatusOK && strings.Contains(string(body), "Спасибо за ответ") {
+					acked.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	for loading() && next.Load() < tokens {
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	took := time.Since(start)
+
+	var saved int64
+	if err := ro.QueryRow(`SELECT count(*) FROM responses`).Scan(&saved); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+	}
+	rate := float64(acked.Load()) / took.Seconds()
+	fmt.Printf("\n| answers POSTed during a %d-line ingest, %d clients | answers/s | p50 | p99 | acknowledged | saved | failed |\n|---|---|---|---|---|---|---|\n", rows, clients)
+	fmt.Printf("| otklik run (survey page + ingest in one process) | %.0f | %v | %v | %d | %d | %d |\n",
+		rate, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), acked.Load(), saved, failed.Load())
+	if saved != acked.Load() {
+		t.Errorf("%d answers acknowledged, %d saved", acked.Load(), saved)
+	}
+	if failed.Load() > 0 {
+		t.Errorf("%d answers failed", failed.Load())
+	}
+	if rate < 1000 {
+		t.Errorf("%.0f answers/s during the ingest, below 1,000", rate)
+	}
+	if pct(0.99) > 200*time.Millisecond {
+		t.Errorf("p99 %v, over 200 ms", pct(0.99))
+	}
+}
