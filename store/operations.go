@@ -94,6 +94,25 @@ func (db *DB) FeedRows(ctx context.Context, feed string, from time.Time, days in
 	return rows, seen, nil
 }
 
+// ListingEntries returns, for each of days days from from, the most
+// entries a listing of the source showed that day, and whether it was
+// listed at all.
+func (db *DB) ListingEntries(ctx context.Context, source string, from time.Time, days int) ([]int64, []bool, error) {
+	most := make([]int64, days)
+	seen := make([]bool, days)
+	for i := range days {
+		a, b := from.AddDate(0, 0, i), from.AddDate(0, 0, i+1)
+		var n sql.NullInt64
+		err := db.read.QueryRowContext(ctx, `SELECT max(entries) FROM listing_counts WHERE source = ? AND at >= ? AND at < ?`,
+			source, a.UTC().Unix(), b.UTC().Unix()).Scan(&n)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listings of source %s: %w", source, err)
+		}
+		most[i], seen[i] = n.Int64, n.Valid
+	}
+	return most, seen, nil
+}
+
 // DaySummary is what happened in a period, for the administrator.
 type DaySummary struct {
 	FilesIngested, FilesFailed, FilesDuplicate int64

@@ -60,7 +60,13 @@ func (db *DB) Stability(ctx context.Context, source string, files []Listed) (map
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM listings WHERE source = ? AND name NOT IN (SELECT name FROM temp.listed_now)`, source)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM listings WHERE source = ? AND name NOT IN (SELECT name FROM temp.listed_now)`, source); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO listing_counts (source, at, entries) VALUES (?, ?, ?)`, source, now, len(files)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM listing_counts WHERE source = ? AND at < ?`, source, now-40*86400)
 		return err
 	})
 	if err != nil {

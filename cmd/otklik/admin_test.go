@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/otklik/otklik/mailer/inbox"
+	"github.com/otklik/otklik/store"
 )
 
 // TestIngest_SourceDownAlertsOnce: a source that keeps failing is
@@ -144,5 +145,91 @@ admin:
 	}
 	if got := strings.Join(subjects(), " | "); !strings.Contains(got, "снова в порядке: нет выгрузки purchases") {
 		t.Fatalf("after the drop: %s", got)
+	}
+}
+
+// TestWatch_EmptyFolderAlertsOnceAndClears: a source that listed files
+// every day and lists nothing all day today is reported once, and once
+// more when files are back.
+func TestWatch_EmptyFolderAlertsOnceAndClears(t *testing.T) {
+	ctx := context.Background()
+	box, err := inbox.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "otklik.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`database: otklik.db
+spool: spool
+sources:
+  - name: office
+    dir: drop
+smtp:
+  address: %s
+  from: "otklik <noreply@example.ru>"
+  tls: none
+survey:
+  base_url: https://otklik.example.ru
+admin:
+  emails: ["admin@example.ru"]
+  expect_drop_by: "08:00"
+  expected_feeds: []
+`, box.Addr())), 0o644)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openAppConfig(ctx, &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, a.loc)
+	list := func(at time.Time, n int) {
+		t.Helper()
+		a.db.Now = func() time.Time { return at }
+		var files []store.Listed
+		for i := range n {
+			files = append(files, store.Listed{Name: fmt.Sprintf("purchases_%d.csv", i), Size: 10, MTime: at.Unix()})
+		}
+		if _, err := a.db.Stability(ctx, "office", files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := 10; d >= 1; d-- { // the folder held three files on each of the last ten days
+		list(now.AddDate(0, 0, -d), 3)
+		list(now.AddDate(0, 0, -d).Add(time.Hour), 0) // and was emptied after loading
+	}
+	empty := func() int {
+		n := 0
+		for _, m := range box.Messages() {
+			r, err := mail.CreateReader(strings.NewReader(string(m.Data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if subject, _ := r.Header.Subject(); strings.Contains(subject, "папка office пуста") {
+				n++
+			}
+		}
+		return n
+	}
+	list(now.Add(-time.Hour), 0)
+	for range 3 {
+		a.db.Now = func() time.Time { return now }
+		if _, err := a.watch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := empty(); got != 1 {
+		t.Fatalf("%d alerts about the empty folder after three checks, want 1", got)
+	}
+	list(now.Add(time.Minute), 2)
+	a.db.Now = func() time.Time { return now.Add(2 * time.Minute) }
+	if _, err := a.watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := empty(); got != 2 {
+		t.Fatalf("%d messages about the empty folder after files came back, want 2", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -194,6 +195,28 @@ func (a *app) watch(ctx context.Context) (string, error) {
 						feed, today, median))
 			}
 			notes = append(notes, fmt.Sprintf("%s: %d rows today", feed, today))
+		}
+		for _, src := range a.cfg.Sources {
+			most, seen, err := a.db.ListingEntries(ctx, src.Name, day.AddDate(0, 0, -28), 29)
+			if err != nil {
+				return "", err
+			}
+			if !seen[28] {
+				continue // not listed today: a failing source is reported as such
+			}
+			var past []int64
+			for i, n := range most[:28] {
+				if seen[i] {
+					past = append(past, n)
+				}
+			}
+			if len(past) < 7 {
+				continue
+			}
+			slices.Sort(past)
+			a.condition(ctx, "empty:"+src.Name, most[28] == 0 && past[len(past)/2] > 0, "папка "+src.Name+" пуста",
+				fmt.Sprintf("Источник %s сегодня пуст, а обычно файлов в нём: %d. Проверьте, что 1С выгружает файлы в эту папку.",
+					src.Name, past[len(past)/2]))
 		}
 	}
 	sender, err := a.smtpSender()
