@@ -98,18 +98,8 @@ admin:
   expect_drop_by: "08:00"
   min_free_mb: 1000000000
 `, box.Addr())
-	path := filepath.Join(dir, "otklik.yaml")
-	os.WriteFile(path, []byte(cfg), 0o644)
 	os.Mkdir(filepath.Join(dir, "drop"), 0o755)
-	c, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := openAppConfig(ctx, &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, c, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
+	a := testApp(t, dir, cfg)
 	msk := a.loc
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, msk)
 	a.db.Now = func() time.Time { return now }
@@ -158,9 +148,7 @@ func TestWatch_EmptyFolderAlertsOnceAndClears(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Close()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "otklik.yaml")
-	os.WriteFile(path, []byte(fmt.Sprintf(`database: otklik.db
+	a := testApp(t, t.TempDir(), fmt.Sprintf(`database: otklik.db
 spool: spool
 sources:
   - name: office
@@ -175,16 +163,7 @@ admin:
   emails: ["admin@example.ru"]
   expect_drop_by: "08:00"
   expected_feeds: []
-`, box.Addr())), 0o644)
-	c, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := openAppConfig(ctx, &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, c, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.close()
+`, box.Addr()))
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, a.loc)
 	list := func(at time.Time, n int) {
 		t.Helper()
@@ -232,4 +211,24 @@ admin:
 	if got := empty(); got != 2 {
 		t.Fatalf("%d messages about the empty folder after files came back, want 2", got)
 	}
+}
+
+// testApp writes body as DIR/otklik.yaml and opens the app on it, as a
+// command would.
+func testApp(t *testing.T, dir, body string) *app {
+	t.Helper()
+	path := filepath.Join(dir, "otklik.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openAppConfig(context.Background(), &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, c, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.close)
+	return a
 }

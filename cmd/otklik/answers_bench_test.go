@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,7 +34,7 @@ func TestAnswersDuringIngest(t *testing.T) {
 	const tokens, clients = 100000, 32
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	cfg := queue(t, dir, "127.0.0.1:1", tokens, 1)
+	queue(t, dir, "127.0.0.1:1", tokens, 1)
 	// The invitations went out: mark them sent as a send would.
 	db, err := sql.Open("sqlite", filepath.Join(dir, "otklik.db"))
 	if err != nil {
@@ -50,27 +49,9 @@ func TestAnswersDuringIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := freePort(t)
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`database: otklik.db
-spool: spool
-sources:
-  - name: office
-    dir: drop
-    ready:
-      min_age: 0s
-smtp:
-  address: 127.0.0.1:1
-  from: noreply@example.ru
-  tls: none
-survey:
-  base_url: http://%s
-  listen: %s
-  per_ip_rate: 1000000
-admin:
-  listen: "off"
-`, listen, listen)), 0o644)
+	cfg := dropConfig(t, dir, fmt.Sprintf("  listen: %s\n  per_ip_rate: 1000000\nadmin:\n  listen: \"off\"\n", listen))
 
-	daemon := exec.Command(bin, "--config", cfg, "run")
-	daemon.Env = append(os.Environ(), "OTKLIK_CONFIG=")
+	daemon := binCmd(bin, cfg, "run")
 	daemon.Stderr = io.Discard
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,38 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// dropConfig writes DIR/otklik.yaml for a local source DIR/drop whose
+// files are taken at once; survey adds lines to the survey section.
+func dropConfig(t *testing.T, dir, survey string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "otklik.yaml")
+	body := `database: otklik.db
+spool: spool
+sources:
+  - name: office
+    dir: drop
+    ready:
+      min_age: 0s
+smtp:
+  address: 127.0.0.1:25
+  from: noreply@example.ru
+  tls: none
+survey:
+  base_url: https://otklik.example.ru
+` + survey
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// binCmd runs the built binary on a config, ignoring $OTKLIK_CONFIG.
+func binCmd(bin, cfg string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{"--config", cfg}, args...)...)
+	cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
+	return cmd
+}
+
 // queue writes a config sending to addr and plans n invitations due now.
 func queue(t *testing.T, dir, addr string, n, conns int) string {
 	t.Helper()
@@ -183,11 +215,7 @@ func TestSendCrashLoop(t *testing.T) {
 	kills := 0
 	for kills < 20 {
 		cmd := exec.Command(bin, "--config", cfg, "send")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		done := startCmd(t, cmd)
 		select {
 		case <-time.After(time.Duration(50+rng.IntN(600)) * time.Millisecond):
 			cmd.Process.Kill()

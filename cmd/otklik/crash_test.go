@@ -36,27 +36,9 @@ func TestIngestCrashLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("drop: %d files, %d customers, %d purchase lines, %d bad rows", len(s.Files), s.Customers, s.Lines, s.BadRows)
-		cfg = filepath.Join(dir, "otklik.yaml")
-		os.WriteFile(cfg, []byte(`database: otklik.db
-spool: spool
-sources:
-  - name: office
-    dir: drop
-    ready:
-      min_age: 0s
-smtp:
-  address: 127.0.0.1:25
-  from: noreply@example.ru
-survey:
-  base_url: https://otklik.example.ru
-`), 0o644)
-		return dir, cfg
+		return dir, dropConfig(t, dir, "")
 	}
-	ingest := func(cfg string) *exec.Cmd {
-		cmd := exec.Command(bin, "--config", cfg, "ingest")
-		cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
-		return cmd
-	}
+	ingest := func(cfg string) *exec.Cmd { return binCmd(bin, cfg, "ingest") }
 
 	cleanDir, cleanCfg := setup()
 	start := time.Now()
@@ -70,11 +52,7 @@ survey:
 	kills, midFile, finished := 0, 0, false
 	for kills < 20 && !finished {
 		cmd := ingest(cfg)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		done := startCmd(t, cmd)
 		// Kill within the first eighth of a clean run's time: the restarts
 		// make progress only by resuming where the last one was cut off.
 		wait := time.Duration(rng.Int64N(int64(took)/8 + 1))

@@ -41,24 +41,10 @@ func TestIngestBenchmark(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(first)
-	cfg := filepath.Join(dir, "otklik.yaml")
-	os.WriteFile(cfg, []byte(`database: otklik.db
-spool: spool
-sources:
-  - name: office
-    dir: drop
-    ready:
-      min_age: 0s
-smtp:
-  address: 127.0.0.1:25
-  from: noreply@example.ru
-survey:
-  base_url: https://otklik.example.ru
-`), 0o644)
+	cfg := dropConfig(t, dir, "")
 	ingest := func() (time.Duration, int64) {
 		t.Helper()
-		cmd := exec.Command(bin, "--config", cfg, "ingest")
-		cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
+		cmd := binCmd(bin, cfg, "ingest")
 		start := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("otklik ingest: %v\n%s", err, out)

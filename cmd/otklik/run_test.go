@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,9 +12,7 @@ import (
 // the returned pointer's value.
 func schedApp(t *testing.T) (*app, *time.Time) {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "otklik.yaml")
-	os.WriteFile(path, []byte(`timezone: Asia/Vladivostok
+	a := testApp(t, t.TempDir(), `timezone: Asia/Vladivostok
 database: otklik.db
 spool: spool
 sources:
@@ -27,16 +23,7 @@ smtp:
   from: noreply@example.ru
 survey:
   base_url: https://otklik.example.ru
-`), 0o644)
-	c, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := openAppConfig(context.Background(), &env{stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv}, c, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.close)
+`)
 	now := new(time.Time)
 	a.db.Now = func() time.Time { return *now }
 	return a, now

@@ -29,27 +29,9 @@ func TestStop_Ingest(t *testing.T) {
 		if _, err := sample.Write(filepath.Join(dir, "drop"), o); err != nil {
 			t.Fatal(err)
 		}
-		cfg = filepath.Join(dir, "otklik.yaml")
-		os.WriteFile(cfg, []byte(`database: otklik.db
-spool: spool
-sources:
-  - name: office
-    dir: drop
-    ready:
-      min_age: 0s
-smtp:
-  address: 127.0.0.1:25
-  from: noreply@example.ru
-survey:
-  base_url: https://otklik.example.ru
-`), 0o644)
-		return dir, cfg
+		return dir, dropConfig(t, dir, "")
 	}
-	ingest := func(cfg string) *exec.Cmd {
-		cmd := exec.Command(bin, "--config", cfg, "ingest")
-		cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
-		return cmd
-	}
+	ingest := func(cfg string) *exec.Cmd { return binCmd(bin, cfg, "ingest") }
 	cleanDir, cleanCfg := setup()
 	if out, err := ingest(cleanCfg).CombinedOutput(); err != nil {
 		t.Fatalf("clean ingest: %v\n%s", err, out)
@@ -57,11 +39,7 @@ survey:
 
 	dir, cfg := setup()
 	cmd := ingest(cfg)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := startCmd(t, cmd)
 	db := filepath.Join(dir, "otklik.db")
 	for deadline := time.Now().Add(60 * time.Second); !cutOff(t, db); time.Sleep(5 * time.Millisecond) {
 		select {
@@ -73,13 +51,7 @@ survey:
 			t.Fatal("no file got past its first batch in 60 s")
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("ingest did not stop within 30 s of SIGTERM")
-	}
+	terminate(t, cmd, done)
 	if out, err := ingest(cfg).CombinedOutput(); err != nil {
 		t.Fatalf("ingest after the stop: %v\n%s", err, out)
 	}
@@ -113,23 +85,13 @@ func TestStop_Send(t *testing.T) {
 		return cmd
 	}
 	cmd := send()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := startCmd(t, cmd)
 	for deadline := time.Now().Add(60 * time.Second); len(box.Messages()) < 100; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("nothing sent in 60 s")
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("send did not stop within 30 s of SIGTERM")
-	}
+	terminate(t, cmd, done)
 	s := status(t, cfg)
 	received := len(box.Messages())
 	if s.Invitations.Sending != 0 || s.Invitations.Unknown != 0 || s.Invitations.Sent != int64(received) {
@@ -149,5 +111,29 @@ func TestStop_Send(t *testing.T) {
 		if e := fmt.Sprintf("c%07d@example.ru", i); got[e] != 1 {
 			t.Errorf("%s received %d messages, want 1", e, got[e])
 		}
+	}
+}
+
+// startCmd starts cmd; the channel gets its exit.
+func startCmd(t *testing.T, cmd *exec.Cmd) <-chan error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done
+}
+
+// terminate sends cmd SIGTERM and fails the test unless it exits within
+// 30 seconds, as the systemd unit expects.
+func terminate(t *testing.T, cmd *exec.Cmd, done <-chan error) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%s did not stop within 30 s of SIGTERM", cmd.Args[len(cmd.Args)-1])
 	}
 }
