@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/otklik/otklik/mailer"
 )
 
 // schedApp opens an app in the Vladivostok zone (UTC+10) whose clock is
@@ -127,5 +132,53 @@ func TestScheduled_NoOverlapAndPanics(t *testing.T) {
 	boom.run(ctx) // not locked by the panic
 	if last, err := a.db.LastSuccess(ctx, "watch"); err != nil || last.IsZero() {
 		t.Fatalf("the run after a panic did not happen: %v %v", last, err)
+	}
+}
+
+// TestReload: SIGHUP's reload takes edited templates; a broken one is
+// refused and the ones in use stay.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	tdir := filepath.Join(dir, "mail")
+	os.Mkdir(tdir, 0o755)
+	subject := filepath.Join(tdir, "invitation.subject.txt")
+	os.WriteFile(subject, []byte("Старая тема {{.StoreName}}"), 0o644)
+	a := testApp(t, dir, `database: otklik.db
+templates: mail
+sources:
+  - name: office
+    dir: drop
+smtp:
+  address: 127.0.0.1:25
+  from: noreply@example.ru
+survey:
+  base_url: https://otklik.example.ru
+`)
+	h, err := a.surveyHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := mailer.LoadTemplates(a.cfg.Templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl atomic.Pointer[mailer.Templates]
+	tmpl.Store(first)
+	subjectNow := func() string {
+		r, err := tmpl.Load().Render("invitation", mailer.SampleData("invitation"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Subject
+	}
+	os.WriteFile(subject, []byte("Новая тема {{.StoreName}}"), 0o644)
+	a.reload(h, &tmpl)
+	if s := subjectNow(); !strings.HasPrefix(s, "Новая тема") {
+		t.Fatalf("after reload: %q", s)
+	}
+	os.WriteFile(subject, []byte("Сломанная {{.StoreName"), 0o644)
+	a.reload(h, &tmpl)
+	if s := subjectNow(); !strings.HasPrefix(s, "Новая тема") {
+		t.Fatalf("a broken template replaced the working one: %q", s)
 	}
 }
