@@ -10,6 +10,7 @@ import (
 	"github.com/otklik/otklik/etl/sample"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -231,4 +232,88 @@ func testApp(t *testing.T, dir, body string) *app {
 	}
 	t.Cleanup(a.close)
 	return a
+}
+
+// TestWatch_SmallDropAndSMTP: a purchases drop far under the median of
+// the weeks before is reported once and clears when a full one arrives;
+// an SMTP server that refuses connections holds an alert.
+func TestWatch_SmallDropAndSMTP(t *testing.T) {
+	ctx := context.Background()
+	box, err := inbox.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	a := testApp(t, t.TempDir(), fmt.Sprintf(`database: otklik.db
+sources:
+  - name: office
+    dir: drop
+smtp:
+  address: %s
+  from: "otklik <noreply@example.ru>"
+  tls: none
+survey:
+  base_url: https://otklik.example.ru
+admin:
+  emails: ["admin@example.ru"]
+  expect_drop_by: "08:00"
+  expected_feeds: [purchases]
+  small_drop_share: 0.3
+`, box.Addr()))
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, a.loc)
+	load := func(at time.Time, name string, rows int64) {
+		t.Helper()
+		a.db.Now = func() time.Time { return at }
+		v := store.FileVersion{Source: "office", Name: name, Size: rows, MTime: at.Unix()}
+		id, _, _, err := a.db.BeginFile(ctx, v, name, "purchases", "utf-8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.db.FinishFile(ctx, id, store.FileCounts{Loaded: rows}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := 14; d >= 1; d-- {
+		load(now.AddDate(0, 0, -d).Add(-3*time.Hour), fmt.Sprintf("purchases_%02d.csv", d), 10000)
+	}
+	load(now.Add(-3*time.Hour), "purchases_today.csv", 900)
+	count := func(s string) int {
+		n := 0
+		for _, m := range box.Messages() {
+			r, err := mail.CreateReader(strings.NewReader(string(m.Data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if subject, _ := r.Header.Subject(); strings.Contains(subject, s) {
+				n++
+			}
+		}
+		return n
+	}
+	for range 2 {
+		a.db.Now = func() time.Time { return now }
+		if _, err := a.watch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count("выгрузка purchases меньше обычного"); got != 1 {
+		t.Fatalf("%d small-drop alerts after two checks, want 1", got)
+	}
+	load(now.Add(time.Minute), "purchases_today_full.csv", 9500)
+	a.db.Now = func() time.Time { return now.Add(2 * time.Minute) }
+	if _, err := a.watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := count("снова в порядке: выгрузка purchases меньше обычного"); got != 1 {
+		t.Fatalf("%d all-clear messages after the full drop, want 1", got)
+	}
+
+	box.Close() // the SMTP server goes away
+	if _, err := a.watch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	active, err := a.db.ActiveConditions(ctx)
+	if err != nil || !slices.Contains(active, "smtp") {
+		t.Fatalf("active alerts with the SMTP server down: %v %v", active, err)
+	}
 }
