@@ -149,22 +149,7 @@ func TestWatch_EmptyFolderAlertsOnceAndClears(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Close()
-	a := testApp(t, t.TempDir(), fmt.Sprintf(`database: otklik.db
-spool: spool
-sources:
-  - name: office
-    dir: drop
-smtp:
-  address: %s
-  from: "otklik <noreply@example.ru>"
-  tls: none
-survey:
-  base_url: https://otklik.example.ru
-admin:
-  emails: ["admin@example.ru"]
-  expect_drop_by: "08:00"
-  expected_feeds: []
-`, box.Addr()))
+	a := adminApp(t, box, "  expected_feeds: []\n")
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, a.loc)
 	list := func(at time.Time, n int) {
 		t.Helper()
@@ -181,19 +166,7 @@ admin:
 		list(now.AddDate(0, 0, -d), 3)
 		list(now.AddDate(0, 0, -d).Add(time.Hour), 0) // and was emptied after loading
 	}
-	empty := func() int {
-		n := 0
-		for _, m := range box.Messages() {
-			r, err := mail.CreateReader(strings.NewReader(string(m.Data)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if subject, _ := r.Header.Subject(); strings.Contains(subject, "папка office пуста") {
-				n++
-			}
-		}
-		return n
-	}
+	empty := func() int { return countSubjects(t, box, "папка office пуста") }
 	list(now.Add(-time.Hour), 0)
 	for range 3 {
 		a.db.Now = func() time.Time { return now }
@@ -244,22 +217,7 @@ func TestWatch_SmallDropAndSMTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Close()
-	a := testApp(t, t.TempDir(), fmt.Sprintf(`database: otklik.db
-sources:
-  - name: office
-    dir: drop
-smtp:
-  address: %s
-  from: "otklik <noreply@example.ru>"
-  tls: none
-survey:
-  base_url: https://otklik.example.ru
-admin:
-  emails: ["admin@example.ru"]
-  expect_drop_by: "08:00"
-  expected_feeds: [purchases]
-  small_drop_share: 0.3
-`, box.Addr()))
+	a := adminApp(t, box, "  expected_feeds: [purchases]\n  small_drop_share: 0.3\n")
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, a.loc)
 	load := func(at time.Time, name string, rows int64) {
 		t.Helper()
@@ -277,19 +235,7 @@ admin:
 		load(now.AddDate(0, 0, -d).Add(-3*time.Hour), fmt.Sprintf("purchases_%02d.csv", d), 10000)
 	}
 	load(now.Add(-3*time.Hour), "purchases_today.csv", 900)
-	count := func(s string) int {
-		n := 0
-		for _, m := range box.Messages() {
-			r, err := mail.CreateReader(strings.NewReader(string(m.Data)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if subject, _ := r.Header.Subject(); strings.Contains(subject, s) {
-				n++
-			}
-		}
-		return n
-	}
+	count := func(subject string) int { return countSubjects(t, box, subject) }
 	for range 2 {
 		a.db.Now = func() time.Time { return now }
 		if _, err := a.watch(ctx); err != nil {
@@ -316,4 +262,40 @@ admin:
 	if err != nil || !slices.Contains(active, "smtp") {
 		t.Fatalf("active alerts with the SMTP server down: %v %v", active, err)
 	}
+}
+
+// adminApp opens an app whose administrator's mail goes to box, with
+// more lines for the admin section.
+func adminApp(t *testing.T, box *inbox.Inbox, admin string) *app {
+	t.Helper()
+	return testApp(t, t.TempDir(), fmt.Sprintf(`database: otklik.db
+sources:
+  - name: office
+    dir: drop
+smtp:
+  address: %s
+  from: "otklik <noreply@example.ru>"
+  tls: none
+survey:
+  base_url: https://otklik.example.ru
+admin:
+  emails: ["admin@example.ru"]
+  expect_drop_by: "08:00"
+`, box.Addr())+admin)
+}
+
+// countSubjects counts the messages in box whose subject contains s.
+func countSubjects(t *testing.T, box *inbox.Inbox, s string) int {
+	t.Helper()
+	n := 0
+	for _, m := range box.Messages() {
+		r, err := mail.CreateReader(strings.NewReader(string(m.Data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subject, _ := r.Header.Subject(); strings.Contains(subject, s) {
+			n++
+		}
+	}
+	return n
 }

@@ -17,18 +17,7 @@ import (
 // the returned pointer's value.
 func schedApp(t *testing.T) (*app, *time.Time) {
 	t.Helper()
-	a := testApp(t, t.TempDir(), `timezone: Asia/Vladivostok
-database: otklik.db
-spool: spool
-sources:
-  - name: office
-    dir: drop
-smtp:
-  address: 127.0.0.1:25
-  from: noreply@example.ru
-survey:
-  base_url: https://otklik.example.ru
-`)
+	a := testApp(t, t.TempDir(), strings.Replace(validConfig, "Europe/Moscow", "Asia/Vladivostok", 1))
 	now := new(time.Time)
 	a.db.Now = func() time.Time { return *now }
 	return a, now
@@ -143,17 +132,7 @@ func TestReload(t *testing.T) {
 	os.Mkdir(tdir, 0o755)
 	subject := filepath.Join(tdir, "invitation.subject.txt")
 	os.WriteFile(subject, []byte("Старая тема {{.StoreName}}"), 0o644)
-	a := testApp(t, dir, `database: otklik.db
-templates: mail
-sources:
-  - name: office
-    dir: drop
-smtp:
-  address: 127.0.0.1:25
-  from: noreply@example.ru
-survey:
-  base_url: https://otklik.example.ru
-`)
+	a := testApp(t, dir, validConfig+"templates: mail\n")
 	h, err := a.surveyHandler()
 	if err != nil {
 		t.Fatal(err)
