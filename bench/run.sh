@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/)
+go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/ ./survey/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
 ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
