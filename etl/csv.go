@@ -91,7 +91,7 @@ type csvRow struct {
 	line   int
 	fields []string
 	index  map[string]int // column key -> field index
-	feed   *feed          // the feed as matched, with a source's header names
+	feed   *feed          // the feed as read, with a source's header names
 }
 
 // get returns the trimmed value of a column, or "" if the file has no such

@@ -164,32 +164,29 @@ func (f feed) label(key string) string {
 	return key
 }
 
-func rowErr(f feed, r *csvRow, key, format string, args ...any) *RowError {
-	if r.feed != nil { // the file's own header names
-		f = *r.feed
-	}
-	return &RowError{Line: r.line, Field: f.label(key), Reason: fmt.Sprintf(format, args...)}
+// rowErr is a reject of a row's column, named as the file's header is.
+func rowErr(r *csvRow, key, format string, args ...any) *RowError {
+	return &RowError{Line: r.line, Field: r.feed.label(key), Reason: fmt.Sprintf(format, args...)}
 }
 
 // parseStore reads a stores row.
 func parseStore(r *csvRow) (store.Store, *RowError) {
-	f := feeds[FeedStores]
 	s := store.Store{
 		Code: r.get("code"), Name: r.get("name"), City: r.get("city"),
 		TimeZone: r.get("timezone"), Region: r.get("region"),
 	}
 	if s.Code == "" {
-		return s, rowErr(f, r, "code", "empty store code")
+		return s, rowErr(r, "code", "empty store code")
 	}
 	if s.TimeZone != "" {
 		if _, err := time.LoadLocation(s.TimeZone); err != nil {
-			return s, rowErr(f, r, "timezone", "%q is not an IANA time zone (like Europe/Moscow)", s.TimeZone)
+			return s, rowErr(r, "timezone", "%q is not an IANA time zone (like Europe/Moscow)", s.TimeZone)
 		}
 	}
 	if e := r.get("director_email"); e != "" {
 		addr, err := normalizeEmail(e)
 		if err != nil {
-			return s, rowErr(f, r, "director_email", "%v", err)
+			return s, rowErr(r, "director_email", "%v", err)
 		}
 		s.DirectorEmail = addr
 	}
@@ -200,10 +197,9 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 // phone still loads without that field, so that its purchases keep their
 // owner; such a card is never surveyed.
 func parseCustomer(r *csvRow) (store.Customer, *RowError) {
-	f := feeds[FeedCustomers]
 	c := store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
 	if c.Code == "" {
-		return c, rowErr(f, r, "code", "empty customer code")
+		return c, rowErr(r, "code", "empty customer code")
 	}
 	if e, err := normalizeEmail(r.get("email")); err == nil {
 		c.Email = e
@@ -218,7 +214,7 @@ func parseCustomer(r *csvRow) (store.Customer, *RowError) {
 	}
 	consent, err := parseBool(r.get("consent"))
 	if err != nil {
-		return c, rowErr(f, r, "consent", "%v", err)
+		return c, rowErr(r, "consent", "%v", err)
 	}
 	c.Consent = consent
 	return c, nil
@@ -226,51 +222,50 @@ func parseCustomer(r *csvRow) (store.Customer, *RowError) {
 
 // parsePurchase reads a purchases row; zone gives a store's time zone.
 func parsePurchase(r *csvRow, zone func(store string) *time.Location) (store.PurchaseLine, *RowError) {
-	f := feeds[FeedPurchases]
 	p := store.PurchaseLine{
 		StoreCode: r.get("store"), Receipt: r.get("receipt"), CustomerCode: r.get("customer"),
 		ProductCode: r.get("product_code"), Product: r.get("product"), Category: r.get("category"),
 		Seller: r.get("seller"),
 	}
 	if p.StoreCode == "" {
-		return p, rowErr(f, r, "store", "empty store code")
+		return p, rowErr(r, "store", "empty store code")
 	}
 	if p.Receipt == "" {
-		return p, rowErr(f, r, "receipt", "empty receipt number")
+		return p, rowErr(r, "receipt", "empty receipt number")
 	}
 	line, err := strconv.Atoi(r.get("line"))
 	if err != nil || line < 0 {
-		return p, rowErr(f, r, "line", "%q is not a line number", r.get("line"))
+		return p, rowErr(r, "line", "%q is not a line number", r.get("line"))
 	}
 	p.Line = line
 	at, err := parseDateTime(r.get("date"), zone(p.StoreCode))
 	if err != nil {
 		if err == errEmpty {
-			return p, rowErr(f, r, "date", "empty date")
+			return p, rowErr(r, "date", "empty date")
 		}
-		return p, rowErr(f, r, "date", "%v", err)
+		return p, rowErr(r, "date", "%v", err)
 	}
 	p.At = at
 	if p.QtyMilli, err = parseMilli(r.get("qty")); err != nil {
-		return p, rowErr(f, r, "qty", "%v", err)
+		return p, rowErr(r, "qty", "%v", err)
 	}
 	if p.QtyMilli == 0 {
-		return p, rowErr(f, r, "qty", "zero quantity")
+		return p, rowErr(r, "qty", "zero quantity")
 	}
 	if s := r.get("price"); s != "" {
 		if p.PriceKop, err = parseKopecks(s); err != nil {
-			return p, rowErr(f, r, "price", "%v", err)
+			return p, rowErr(r, "price", "%v", err)
 		}
 	}
 	if p.SumKop, err = parseKopecks(r.get("sum")); err != nil {
-		return p, rowErr(f, r, "sum", "%v", err)
+		return p, rowErr(r, "sum", "%v", err)
 	}
 	// A return is a negative quantity; 1C writes its sum either way.
 	if p.QtyMilli < 0 && p.SumKop > 0 {
 		p.SumKop = -p.SumKop
 	}
 	if p.QtyMilli > 0 && p.SumKop < 0 {
-		return p, rowErr(f, r, "sum", "negative sum %s for a positive quantity", r.get("sum"))
+		return p, rowErr(r, "sum", "negative sum %s for a positive quantity", r.get("sum"))
 	}
 	return p, nil
 }
