@@ -53,36 +53,32 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	}
 	defer func() { batch.Rollback() }()
 	pending, last, began := 0, resume.Checkpoint, time.Now()
-	// checkpoint commits the batch once it is full or has held the write
-	// lock for batchTime (survey answers wait for it), marking pos (a
-	// line or an item) as done.
-	checkpoint := func(pos int) error {
+	// step loads what is at pos (a line, or a CommerceML item) unless a
+	// cut-off load already did, then commits the batch with pos as its
+	// checkpoint once it is full or has held the write lock for
+	// batchTime (survey answers wait for it).
+	step := func(pos int, load func() error) error {
+		if pos <= resume.Checkpoint {
+			return nil
+		}
+		if err := load(); err != nil {
+			return err
+		}
 		last = pos
-		if pending < size && (pending%64 != 0 || time.Since(began) < batchTime) {
+		if pending < size && time.Since(began) < batchTime {
 			return nil
 		}
 		if err := batch.Checkpoint(ctx, pos, c); err != nil {
 			return err
 		}
-		pending = 0
+		pending, began = 0, time.Now()
 		batch, err = in.DB.BeginBatch(ctx, fileID)
-		began = time.Now()
 		return err
 	}
-	done := func(line int) bool { return line <= resume.Checkpoint }
 	record := func(e *RowError) error {
 		pending++
 		c.Rejected++
 		return batch.AddReject(ctx, e.Line, e.Field, e.Reason)
-	}
-	reject := func(e *RowError) error { // a row that cannot be read
-		if done(e.Line) {
-			return nil
-		}
-		if err := record(e); err != nil {
-			return err
-		}
-		return checkpoint(e.Line)
 	}
 	added := func(ok bool, err error) error {
 		if err != nil {
@@ -95,18 +91,6 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			c.Duplicate++
 		}
 		return nil
-	}
-	// each wraps a row's parse and load with the resume and the batching.
-	each := func(fn func(r *csvRow) error) func(r *csvRow) error {
-		return func(r *csvRow) error {
-			if done(r.line) {
-				return nil
-			}
-			if err := fn(r); err != nil {
-				return err
-			}
-			return checkpoint(r.line)
-		}
 	}
 	var row func(*csvRow) error
 	switch feedName {
@@ -138,17 +122,16 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		row = func(r *csvRow) error {
 			code := r.get("code")
 			if code == "" {
-				return record(rowErr(feeds[FeedPromoCodes], r, "code", "empty promo code"))
+				return record(rowErr(r, "code", "empty promo code"))
 			}
 			if len(code) > 64 || strings.ContainsFunc(code, unicode.IsSpace) {
-				return record(rowErr(feeds[FeedPromoCodes], r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code))
+				return record(rowErr(r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code))
 			}
 			return added(batch.AddPromoCode(ctx, code))
 		}
 	case FeedOrders:
 		f.Seek(0, io.SeekStart)
-		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record,
-			resumeAt: resume.Checkpoint, checkpoint: checkpoint}
+		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record, step: step}
 		if err := x.read(f, enc == EncodingUTF8); err != nil {
 			return c, err
 		}
@@ -164,7 +147,9 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}
-	if err := readCSV(r, feeds[feedName].withColumns(cols), each(row), reject); err != nil {
+	each := func(r *csvRow) error { return step(r.line, func() error { return row(r) }) }
+	unreadable := func(e *RowError) error { return step(e.Line, func() error { return record(e) }) }
+	if err := readCSV(r, feeds[feedName].withColumns(cols), each, unreadable); err != nil {
 		return c, err
 	}
 	return c, batch.Checkpoint(ctx, last, c)

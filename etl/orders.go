@@ -18,11 +18,10 @@ type xmlLoad struct {
 	zone   func(string) *time.Location
 	added  func(bool, error) error
 	reject func(*RowError) error
-	// Items (documents, customers, group trees, products) are counted;
-	// those up to resumeAt were loaded before a crash. checkpoint commits
-	// a full batch after an item.
-	item, resumeAt int
-	checkpoint     func(item int) error
+	// Items (documents, customers, group trees, products) are numbered
+	// in file order; step loads one at its number (see Ingester.load).
+	item int
+	step func(item int, load func() error) error
 
 	docs, sales, usable int
 	buyer, status       int    // documents skipped, by reason
@@ -37,13 +36,7 @@ func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
 	each := func(fn func(*xnode) error) func(*xnode) error {
 		return func(n *xnode) error {
 			x.item++
-			if x.item <= x.resumeAt {
-				return nil
-			}
-			if err := fn(n); err != nil {
-				return err
-			}
-			return x.checkpoint(x.item)
+			return x.step(x.item, func() error { return fn(n) })
 		}
 	}
 	err := readCommerceML(r, isUTF8, cmlSink{
