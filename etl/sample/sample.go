@@ -104,10 +104,6 @@ func Write(dir string, o Options) (Summary, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	moscow, err := time.LoadLocation("Europe/Moscow")
-	if err != nil {
-		return Summary{}, fmt.Errorf("sample: %w", err)
-	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15))
 	var sum Summary
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -116,7 +112,7 @@ func Write(dir string, o Options) (Summary, error) {
 	stamp := o.Now.Format("20060102")
 
 	name := "stores_" + stamp + ".csv"
-	err = writeCSV(filepath.Join(dir, name), func(w *csv.Writer) error {
+	err := writeCSV(filepath.Join(dir, name), func(w *csv.Writer) error {
 		w.Write([]string{"Код", "Наименование", "Город", "ЧасовойПояс", "Регион", "EmailДиректора", ""})
 		for _, s := range Stores {
 			w.Write([]string{s.Code, s.Name, s.City, s.TimeZone, s.Region, s.Director, ""})
@@ -204,7 +200,7 @@ func Write(dir string, o Options) (Summary, error) {
 			w.Write(purchasesHeader)
 			n := o.Receipts/2 + rng.IntN(o.Receipts+1)
 			for k := range n {
-				writeReceipt(w, rng, moscow, day, fmt.Sprintf("-%s-%05d", day.Format("060102"), k+1), o.Customers, &sum)
+				writeReceipt(w, rng, day, fmt.Sprintf("-%s-%05d", day.Format("060102"), k+1), o.Customers, &sum)
 			}
 			if d%20 == 0 {
 				// Rows 1C should not have written: rejected with a reason.
@@ -227,12 +223,9 @@ var purchasesHeader = []string{"НомерЧека", "НомерСтроки", "
 
 // writeReceipt writes the lines of one receipt of a day; the receipt
 // number is the store's code followed by suffix.
-func writeReceipt(w *csv.Writer, rng *rand.Rand, moscow *time.Location, day time.Time, suffix string, customers int, sum *Summary) {
+func writeReceipt(w *csv.Writer, rng *rand.Rand, day time.Time, suffix string, customers int, sum *Summary) {
 	st := Stores[rng.IntN(len(Stores))]
-	loc := moscow
-	if st.TimeZone != "" {
-		loc = zone(st.TimeZone)
-	}
+	loc := zone(st.TimeZone)
 	y, m, dd := day.In(loc).Date()
 	at := time.Date(y, m, dd, 10+rng.IntN(11), rng.IntN(60), rng.IntN(60), 0, loc)
 	receipt := st.Code + suffix
@@ -257,14 +250,18 @@ func writeReceipt(w *csv.Writer, rng *rand.Rand, moscow *time.Location, day time
 
 var zones sync.Map // name -> *time.Location
 
-// zone loads a store's time zone once.
+// zone loads a store's time zone once; a store without one is in
+// Moscow, as the ingest's default zone is.
 func zone(name string) *time.Location {
+	if name == "" {
+		name = "Europe/Moscow"
+	}
 	if l, ok := zones.Load(name); ok {
 		return l.(*time.Location)
 	}
 	l, err := time.LoadLocation(name)
 	if err != nil {
-		l = time.UTC // the sample's zones are all valid
+		l = time.UTC // the sample's zones are all valid IANA names
 	}
 	zones.Store(name, l)
 	return l
@@ -287,17 +284,13 @@ func WriteBig(path string, b Big) (Summary, error) {
 	if b.Customers <= 0 {
 		b.Customers = 1000000
 	}
-	moscow, err := time.LoadLocation("Europe/Moscow")
-	if err != nil {
-		return Summary{}, fmt.Errorf("sample: %w", err)
-	}
 	rng := rand.New(rand.NewPCG(b.Seed, b.Seed^0x9e3779b97f4a7c15))
 	var sum Summary
-	err = writeCSV(path, func(w *csv.Writer) error {
+	err := writeCSV(path, func(w *csv.Writer) error {
 		w.Write(purchasesHeader)
 		for k := b.From; sum.Lines < b.Lines; k++ {
 			day := b.Now.AddDate(0, 0, -1-rng.IntN(30))
-			writeReceipt(w, rng, moscow, day, fmt.Sprintf("-%09d", k), b.Customers, &sum)
+			writeReceipt(w, rng, day, fmt.Sprintf("-%09d", k), b.Customers, &sum)
 		}
 		return nil
 	})
