@@ -49,19 +49,9 @@ func table(kind string) string {
 func (db *DB) ExpireInvitations(ctx context.Context) (int64, error) {
 	var n int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		for _, t := range []string{"invitations", "messages"} {
-			res, err := tx.ExecContext(ctx, `UPDATE `+t+` SET status = 'expired'
-				WHERE status = 'planned' AND expires_at <= ?`, db.now())
-			if err != nil {
-				return err
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += k
-		}
-		return nil
+		var err error
+		n, err = updateMail(ctx, tx, `UPDATE %s SET status = 'expired' WHERE status = 'planned' AND expires_at <= ?`, db.now())
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("expire mail: %w", err)
@@ -76,25 +66,35 @@ func (db *DB) ExpireInvitations(ctx context.Context) (int64, error) {
 func (db *DB) RecoverInFlight(ctx context.Context) (int64, error) {
 	var n int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		for _, t := range []string{"invitations", "messages"} {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+t+` SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
-				return err
-			}
-			res, err := tx.ExecContext(ctx, `UPDATE `+t+` SET status = 'unknown',
-				last_error = 'in flight when the sender stopped' WHERE status = 'sending'`)
-			if err != nil {
-				return err
-			}
-			k, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			n += k
+		if _, err := updateMail(ctx, tx, `UPDATE %s SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
+			return err
 		}
-		return nil
+		var err error
+		n, err = updateMail(ctx, tx, `UPDATE %s SET status = 'unknown',
+			last_error = 'in flight when the sender stopped' WHERE status = 'sending'`)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover in-flight mail: %w", err)
+	}
+	return n, nil
+}
+
+// updateMail runs an UPDATE (with %s for the table) on both mail tables,
+// invitations and the messages that follow them, and returns the rows
+// it changed.
+func updateMail(ctx context.Context, tx *sql.Tx, query string, args ...any) (int64, error) {
+	var n int64
+	for _, t := range []string{"invitations", "messages"} {
+		res, err := tx.ExecContext(ctx, fmt.Sprintf(query, t), args...)
+		if err != nil {
+			return 0, err
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		n += k
 	}
 	return n, nil
 }
