@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -161,6 +160,22 @@ func (a *app) condition(ctx context.Context, key string, active bool, subject, d
 	}
 }
 
+// usual returns the median of the days before the last one that have a
+// value (seen), if there are at least seven: what a day normally holds.
+func usual(values []int64, seen []bool) (int64, bool) {
+	var past []int64
+	for i, v := range values[:len(values)-1] {
+		if seen[i] {
+			past = append(past, v)
+		}
+	}
+	if len(past) < 7 {
+		return 0, false
+	}
+	slices.Sort(past)
+	return past[len(past)/2], true
+}
+
 // watch checks what should be true on a healthy server: the day's drop of
 // each expected feed arrived by expect_drop_by and was not far smaller
 // than usual, the SMTP server answers, the disks have room.
@@ -180,15 +195,7 @@ func (a *app) watch(ctx context.Context) (string, error) {
 			a.condition(ctx, "missing:"+feed, !seen[28], "нет выгрузки "+feed+" за сегодня",
 				fmt.Sprintf("К %s не загружено ни одного файла %s за сегодня. Проверьте выгрузку 1С и источники (otklik check).",
 					a.cfg.Admin.ExpectDropBy, feed))
-			var past []int64
-			for i, n := range rows[:28] {
-				if seen[i] {
-					past = append(past, n)
-				}
-			}
-			if len(past) >= 7 && a.cfg.Admin.SmallDropShare > 0 && seen[28] {
-				sort.Slice(past, func(i, j int) bool { return past[i] < past[j] })
-				median := past[len(past)/2]
+			if median, ok := usual(rows, seen); ok && a.cfg.Admin.SmallDropShare > 0 && seen[28] {
 				small := float64(today) < a.cfg.Admin.SmallDropShare*float64(median)
 				a.condition(ctx, "small:"+feed, small, "выгрузка "+feed+" меньше обычного",
 					fmt.Sprintf("Сегодня в файлах %s %d строк, а обычно (медиана за 4 недели) %d. Возможно, выгрузка 1С неполная.",
@@ -204,19 +211,11 @@ func (a *app) watch(ctx context.Context) (string, error) {
 			if !seen[28] {
 				continue // not listed today: a failing source is reported as such
 			}
-			var past []int64
-			for i, n := range most[:28] {
-				if seen[i] {
-					past = append(past, n)
-				}
+			if median, ok := usual(most, seen); ok {
+				a.condition(ctx, "empty:"+src.Name, most[28] == 0 && median > 0, "папка "+src.Name+" пуста",
+					fmt.Sprintf("Источник %s сегодня пуст, а обычно файлов в нём: %d. Проверьте, что 1С выгружает файлы в эту папку.",
+						src.Name, median))
 			}
-			if len(past) < 7 {
-				continue
-			}
-			slices.Sort(past)
-			a.condition(ctx, "empty:"+src.Name, most[28] == 0 && past[len(past)/2] > 0, "папка "+src.Name+" пуста",
-				fmt.Sprintf("Источник %s сегодня пуст, а обычно файлов в нём: %d. Проверьте, что 1С выгружает файлы в эту папку.",
-					src.Name, past[len(past)/2]))
 		}
 	}
 	sender, err := a.smtpSender()
