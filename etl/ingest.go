@@ -351,15 +351,6 @@ func (in *Ingester) after(ctx context.Context, spec SourceSpec, e Entry, log *sl
 	}
 }
 
-// Fetch downloads one listed file into the spool exactly as a run does
-// (resumed after a cut, size checked against the listing, sha256 computed
-// on the way) and returns the spooled path and its sha256. The ledger is
-// not touched.
-func (in *Ingester) Fetch(ctx context.Context, spec SourceSpec, e Entry) (path, sha256 string, err error) {
-	path, sha256, _, err = in.download(ctx, spec, e, in.log().With("source", spec.Name, "file", e.Name))
-	return path, sha256, err
-}
-
 // spoolError is a failure of the local spool, which stops the run.
 type spoolError struct{ err error }
 
