@@ -14,8 +14,13 @@ import (
 	"github.com/otklik/otklik/store"
 )
 
-// batchTime is the longest a load holds SQLite's write lock at a time.
-const batchTime = 50 * time.Millisecond
+// batchTime is the longest a load holds SQLite's write lock at a time;
+// after yieldAfter it lets a waiting writer (survey answers, send
+// outcomes) go first.
+const (
+	batchTime  = 50 * time.Millisecond
+	yieldAfter = 10 * time.Millisecond
+)
 
 // load parses a spooled file and writes its rows in batches. Each batch
 // commits with a checkpoint (the last line, or CommerceML item, it
@@ -55,8 +60,8 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	pending, last, began := 0, resume.Checkpoint, time.Now()
 	// step loads what is at pos (a line, or a CommerceML item) unless a
 	// cut-off load already did, then commits the batch with pos as its
-	// checkpoint once it is full or has held the write lock for
-	// batchTime (survey answers wait for it).
+	// checkpoint once it is full, has held the write lock for batchTime,
+	// or for yieldAfter while another writer waits (survey answers).
 	step := func(pos int, load func() error) error {
 		if pos <= resume.Checkpoint {
 			return nil
@@ -65,7 +70,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			return err
 		}
 		last = pos
-		if pending < size && time.Since(began) < batchTime {
+		if held := time.Since(began); pending < size && held < batchTime && (held < yieldAfter || !in.DB.WriterWaiting()) {
 			return nil
 		}
 		if err := batch.Checkpoint(ctx, pos, c); err != nil {

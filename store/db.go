@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (pure Go, no cgo)
@@ -49,6 +50,11 @@ type DB struct {
 
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt // prepared on the writer, for hot paths
+
+	waiting atomic.Int32 // transactions waiting for the writer
+
+	answersOnce sync.Once
+	answers     *committer // survey answers, group-committed
 
 	// Now returns the current time; tests and the demo replace it.
 	Now func() time.Time
@@ -188,6 +194,8 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // Close closes both handles.
 func (db *DB) Close() error {
+	db.answersOnce.Do(func() { db.answers = newCommitter(db) })
+	db.answers.close()
 	var errs []error
 	db.mu.Lock()
 	for _, st := range db.stmts {
@@ -216,7 +224,9 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // tx runs fn in a write transaction, committing if it returns nil.
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	db.waiting.Add(1)
 	tx, err := db.write.BeginTx(ctx, nil)
+	db.waiting.Add(-1)
 	if err != nil {
 		return err
 	}
@@ -226,6 +236,11 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// WriterWaiting reports whether a short write transaction (an answer, a
+// send outcome) is waiting for the writer: a long load commits its batch
+// early to let it through.
+func (db *DB) WriterWaiting() bool { return db.waiting.Load() > 0 }
 
 func (db *DB) now() int64 { return db.Now().UTC().Unix() }
 

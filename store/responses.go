@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -64,64 +65,186 @@ type Response struct {
 // AddResponse stores the answer for a token. It returns ErrNotFound for an
 // unknown token and ErrConflict if the survey was already answered or its
 // invitation was never sent.
+//
+// Answers are group-committed: the answers that arrive while a
+// transaction is being written go into the next one, each under its own
+// savepoint, so that many customers answering during an ingest wait for
+// the single writer once per batch instead of once each. AddResponse
+// returns when its answer is on disk.
 func (db *DB) AddResponse(ctx context.Context, token string, r Response) (int64, error) {
-	var id int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var invID int64
-		var status, store, email string
-		err := tx.QueryRowContext(ctx, `SELECT id, status, store_code, email FROM invitations WHERE token = ?`, token).
-			Scan(&invID, &status, &store, &email)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
+	db.answersOnce.Do(func() { db.answers = newCommitter(db) })
+	req := &answerReq{token: token, r: r, done: make(chan struct{})}
+	if !db.answers.queue(req) {
+		return 0, errors.New("add response: database closed")
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		// The answer may still be committed: the customer is told to try
+		// again and is then told the survey was answered.
+		return 0, fmt.Errorf("add response: %w", ctx.Err())
+	}
+	if req.err != nil {
+		if errors.Is(req.err, ErrNotFound) || errors.Is(req.err, ErrConflict) {
+			return 0, req.err
 		}
-		if err != nil {
-			return err
+		return 0, fmt.Errorf("add response: %w", req.err)
+	}
+	return req.id, nil
+}
+
+// maxAnswerBatch bounds the answers of one transaction, and so the time
+// it holds the writer.
+const maxAnswerBatch = 256
+
+type answerReq struct {
+	token string
+	r     Response
+	id    int64
+	err   error
+	done  chan struct{}
+}
+
+// committer writes queued answers with group commit. It runs while there
+// is something to write and stops by itself; Close waits for it.
+type committer struct {
+	db      *DB
+	mu      sync.Mutex
+	pending []*answerReq
+	running bool
+	closed  bool
+	idle    sync.WaitGroup
+}
+
+func newCommitter(db *DB) *committer { return &committer{db: db} }
+
+// queue adds req to the next batch, starting the writer if it is not
+// running; it reports false after close.
+func (c *committer) queue(req *answerReq) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.pending = append(c.pending, req)
+	if !c.running {
+		c.running = true
+		c.idle.Add(1)
+		go c.run()
+	}
+	return true
+}
+
+func (c *committer) run() {
+	defer c.idle.Done()
+	for {
+		c.mu.Lock()
+		n := min(len(c.pending), maxAnswerBatch)
+		if n == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
 		}
-		if status != InvSent && status != InvUnknown {
-			return ErrConflict
-		}
-		var nps sql.NullInt64
-		if r.NPS != nil {
-			nps = sql.NullInt64{Int64: int64(*r.NPS), Valid: true}
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO responses (invitation_id, store_code, rating, nps, comment, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (invitation_id) DO NOTHING`,
-			invID, store, r.Rating, nps, r.Comment, db.now())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrConflict
-		}
-		if id, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		for _, f := range r.Feedback {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO response_categories (response_id, category, tone)
-				VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, f.Category, f.Tone); err != nil {
+		batch := c.pending[:n:n]
+		c.pending = c.pending[n:]
+		c.mu.Unlock()
+		c.write(batch)
+	}
+}
+
+// write stores a batch in one transaction. An answer refused (unknown
+// token, already answered) rolls back to its savepoint and leaves the
+// others; if the transaction itself fails, every answer of the batch gets
+// the error and none is stored.
+func (c *committer) write(batch []*answerReq) {
+	// Not a request's context: the batch belongs to all of them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := c.db.tx(ctx, func(tx *sql.Tx) error {
+		for _, req := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT answer`); err != nil {
 				return err
 			}
-		}
-		now := db.Now()
-		if r.ThanksWithin > 0 && email != "" {
-			if _, err := addMessage(ctx, tx, NewMessage{Kind: KindThanks, InvitationID: invID, Email: email,
-				DueAt: now, Expires: now.Add(r.ThanksWithin)}, now.UTC().Unix()); err != nil {
+			req.id, req.err = addResponse(ctx, tx, c.db, req.token, req.r)
+			undo := `RELEASE answer`
+			if req.err != nil {
+				undo = `ROLLBACK TO answer; RELEASE answer`
+			}
+			if _, err := tx.ExecContext(ctx, undo); err != nil {
 				return err
 			}
-		}
-		for _, to := range r.AlertTo {
-			if _, err := addMessage(ctx, tx, NewMessage{Kind: KindAlert, InvitationID: invID, Email: to,
-				DueAt: now, Expires: now.Add(48 * time.Hour)}, now.UTC().Unix()); err != nil {
-				return err
+			if req.err != nil && !errors.Is(req.err, ErrNotFound) && !errors.Is(req.err, ErrConflict) {
+				return req.err
 			}
 		}
 		return nil
 	})
+	for _, req := range batch {
+		if err != nil {
+			req.id, req.err = 0, err
+		}
+		close(req.done)
+	}
+}
+
+// close refuses new answers and waits until the queued ones are written.
+func (c *committer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.idle.Wait()
+}
+
+// addResponse stores one answer inside tx.
+func addResponse(ctx context.Context, tx *sql.Tx, db *DB, token string, r Response) (int64, error) {
+	var invID int64
+	var status, store, email string
+	err := tx.QueryRowContext(ctx, `SELECT id, status, store_code, email FROM invitations WHERE token = ?`, token).
+		Scan(&invID, &status, &store, &email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		return 0, err
+	}
+	if status != InvSent && status != InvUnknown {
+		return 0, ErrConflict
+	}
+	var nps sql.NullInt64
+	if r.NPS != nil {
+		nps = sql.NullInt64{Int64: int64(*r.NPS), Valid: true}
+	}
+	now := db.Now()
+	res, err := tx.ExecContext(ctx, `INSERT INTO responses (invitation_id, store_code, rating, nps, comment, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (invitation_id) DO NOTHING`,
+		invID, store, r.Rating, nps, r.Comment, now.UTC().Unix())
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, ErrConflict
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range r.Feedback {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO response_categories (response_id, category, tone)
+			VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, f.Category, f.Tone); err != nil {
 			return 0, err
 		}
-		return 0, fmt.Errorf("add response: %w", err)
+	}
+	if r.ThanksWithin > 0 && email != "" {
+		if _, err := addMessage(ctx, tx, NewMessage{Kind: KindThanks, InvitationID: invID, Email: email,
+			DueAt: now, Expires: now.Add(r.ThanksWithin)}, now.UTC().Unix()); err != nil {
+			return 0, err
+		}
+	}
+	for _, to := range r.AlertTo {
+		if _, err := addMessage(ctx, tx, NewMessage{Kind: KindAlert, InvitationID: invID, Email: to,
+			DueAt: now, Expires: now.Add(48 * time.Hour)}, now.UTC().Unix()); err != nil {
+			return 0, err
+		}
 	}
 	return id, nil
 }

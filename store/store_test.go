@@ -3,8 +3,10 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,5 +325,100 @@ func TestRetainAndBackup(t *testing.T) {
 	defer cp.Close()
 	if s, _ := cp.Status(ctx); s.Customers != 2 || s.PurchaseLines != 1 || s.Responses != 2 {
 		t.Fatalf("backup holds %+v", s)
+	}
+}
+
+// Answers arriving together are written together, and each still gets its
+// own outcome: one answer per survey, a repeat refused, an unknown token
+// not found, even while an ingest batch holds the writer.
+func TestAddResponse_Concurrent(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	const n = 200
+	var invs []store.NewInvitation
+	for i := range n {
+		invs = append(invs, store.NewInvitation{Candidate: store.Candidate{StoreCode: "0001", Receipt: fmt.Sprint(i), At: now.Add(-24 * time.Hour),
+			CustomerCode: fmt.Sprint(i), Email: fmt.Sprintf("c%d@example.ru", i)}, Token: fmt.Sprint("tok", i), DueAt: now, Expires: now.Add(time.Hour)})
+	}
+	if _, err := db.AddInvitations(ctx, invs, now.AddDate(0, 0, -30)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := db.ClaimDue(ctx, n)
+	if err != nil || len(out) != n {
+		t.Fatalf("claim: %d %v", len(out), err)
+	}
+	for _, o := range out {
+		db.Start(ctx, o)
+		db.MarkSent(ctx, o, "<x@example.ru>")
+	}
+	batch, err := db.BeginBatch(ctx, 0) // an ingest holding the writer
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		token string
+		id    int64
+		err   error
+	}
+	results := make(chan result, 3*n)
+	var wg sync.WaitGroup
+	for i := range n {
+		for _, token := range []string{fmt.Sprint("tok", i), fmt.Sprint("tok", i), fmt.Sprint("nope", i)} {
+			wg.Go(func() {
+				id, err := db.AddResponse(ctx, token, store.Response{Rating: 1 + i%5, AlertTo: []string{"director@example.ru"},
+					Feedback: []store.Feedback{{Category: "service", Tone: "negative"}}})
+				results <- result{token, id, err}
+			})
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := batch.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(results)
+	saved, refused, ids := map[string]int{}, map[string]int{}, map[int64]bool{}
+	for r := range results {
+		switch {
+		case strings.HasPrefix(r.token, "nope"):
+			if !errors.Is(r.err, store.ErrNotFound) {
+				t.Errorf("%s: err = %v, want ErrNotFound", r.token, r.err)
+			}
+		case r.err == nil:
+			saved[r.token]++
+			if ids[r.id] {
+				t.Errorf("%s: response id %d given twice", r.token, r.id)
+			}
+			ids[r.id] = true
+		case errors.Is(r.err, store.ErrConflict):
+			refused[r.token]++
+		default:
+			t.Errorf("%s: %v", r.token, r.err)
+		}
+	}
+	for i := range n {
+		token := fmt.Sprint("tok", i)
+		if saved[token] != 1 || refused[token] != 1 {
+			t.Errorf("%s: saved %d, refused %d; want one of each", token, saved[token], refused[token])
+		}
+	}
+	s, err := db.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Responses != n {
+		t.Errorf("%d responses stored, want %d", s.Responses, n)
+	}
+	counts, err := db.FeedbackCounts(ctx, store.Period{From: now.Add(-time.Hour), To: now.Add(time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts[store.Feedback{Category: "service", Tone: "negative"}]; got != n {
+		t.Errorf("service/negative = %d, want %d: a refused answer left its categories", got, n)
+	}
+	if s.Messages.Planned != n {
+		t.Errorf("%d alerts queued, want one per saved answer (%d)", s.Messages.Planned, n)
 	}
 }
