@@ -155,6 +155,19 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 			res.SourceErrors++
 		}
 	}
+	// The daily roll-ups of what was loaded, so that reports never scan
+	// the lines.
+	zone := in.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
+	days, err := in.DB.RefreshRollups(ctx, zone)
+	if err != nil {
+		return res, err
+	}
+	if days > 0 {
+		in.log().Info("roll-ups refreshed", "days", days)
+	}
 	return res, nil
 }
 

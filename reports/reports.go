@@ -116,6 +116,11 @@ func Build(ctx context.Context, db *store.DB, o Options, path string) (Summary, 
 		o.MinAnswers = 30
 	}
 	month := o.Month
+	// Loads refresh the roll-ups; answers since the last load are added
+	// here.
+	if _, err := db.RefreshRollups(ctx, o.Zone); err != nil {
+		return Summary{}, err
+	}
 	cur, err := db.SurveyStats(ctx, period(month), o.Scope)
 	if err != nil {
 		return Summary{}, err

@@ -278,12 +278,13 @@ func (b *book) categoriesSheet(ctx context.Context, db *store.DB, s *Summary) er
 	if err := b.header(sh, 1, names, 1+len(ms)); err != nil {
 		return err
 	}
+	byMonth, err := db.MonthlyFeedback(ctx, ms[0], ms[len(ms)-1], b.o.Scope)
+	if err != nil {
+		return err
+	}
 	var last, before map[store.Feedback]int64
 	for i, m := range ms {
-		counts, err := db.FeedbackCounts(ctx, period(m), b.o.Scope)
-		if err != nil {
-			return err
-		}
+		counts := byMonth[m.Format("2006-01")]
 		before, last = last, counts
 		if err := b.set(sh, 1, 2+i, MonthName(m), 0); err != nil {
 			return err
@@ -422,16 +423,16 @@ func (b *book) salesSheet(ctx context.Context, db *store.DB, s *Summary) error {
 		return err
 	}
 	ms := months(s.Month)
+	sales, err := db.MonthlySales(ctx, ms[0], ms[len(ms)-1], b.o.Scope)
+	if err != nil {
+		return err
+	}
 	byMonth := make([]map[string]store.CategorySales, len(ms))
 	seen := map[string]bool{}
 	var cats []string
 	for i, m := range ms {
-		rows, err := db.SalesByCategory(ctx, period(m), b.o.Scope)
-		if err != nil {
-			return err
-		}
 		byMonth[i] = map[string]store.CategorySales{}
-		for _, r := range rows {
+		for _, r := range sales[m.Format("2006-01")] {
 			byMonth[i][r.Category] = r
 			if !seen[r.Category] {
 				seen[r.Category] = true
@@ -523,7 +524,7 @@ var method = [][2]string{
 	{"ИКУ", "Индекс качества управления магазином, от 0 до 100: 100 × (0,4 × (CSI − 1)/4 + 0,4 × (NPS + 100)/200 + 0,2 × (1 − доля негатива)). 100 — все покупатели в восторге, 0 — все потеряны."},
 	{"Изменение значимо", "Изменение доли негативных ответов против прошлого месяца проверено z-тестом для двух долей; «да» — если p-value меньше 0,05, то есть такое изменение вряд ли случайно."},
 	{"Мало ответов", "Магазин с числом ответов за месяц меньше порога не ранжируется: его показатели слишком неточны."},
-	{"Продажи", "Строки чеков из выгрузок 1С по категориям товаров за 12 месяцев; возвраты (отрицательное количество) показаны отдельно и в выручку не входят."},
+	{"Продажи", "Строки чеков из выгрузок 1С по категориям товаров за 12 месяцев; возвраты (отрицательное количество) показаны отдельно и в выручку не входят. Чек считается в каждой категории, товары которой в нём есть; месяцы и дни — по часовому поясу отчёта."},
 }
 
 func (b *book) methodSheet(ctx context.Context, db *store.DB, s *Summary) error {

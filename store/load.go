@@ -46,6 +46,8 @@ type Batch struct {
 	tx     *sql.Tx
 	fileID int64
 	stmts  map[string]*sql.Stmt
+	// salesDays are the UTC days of the lines added, for the roll-ups.
+	salesDays map[int64]bool
 }
 
 // BeginBatch starts a batch for the file with the given ledger id.
@@ -118,10 +120,17 @@ const insertLine = `INSERT INTO purchase_lines (store_code, receipt, line, at, c
 
 // AddPurchaseLine inserts a line unless (store, receipt, line) is loaded.
 func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, error) {
-	ok, err := b.exec(ctx, insertLine, p.StoreCode, p.Receipt, p.Line, p.At.UTC().Unix(), p.CustomerCode,
+	at := p.At.UTC().Unix()
+	ok, err := b.exec(ctx, insertLine, p.StoreCode, p.Receipt, p.Line, at, p.CustomerCode,
 		p.ProductCode, p.Product, p.Category, p.QtyMilli, p.PriceKop, p.SumKop, p.Seller, b.fileID)
 	if err != nil {
 		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
+	}
+	if ok {
+		if b.salesDays == nil {
+			b.salesDays = map[int64]bool{}
+		}
+		b.salesDays[utcDay(at)] = true
 	}
 	return ok, nil
 }
@@ -145,10 +154,16 @@ func (b *Batch) AddReject(ctx context.Context, line int, field, reason string) e
 	return nil
 }
 
-// Commit commits the batch.
+// Commit commits the batch, with the days whose sales it changed marked
+// for the roll-ups.
 func (b *Batch) Commit() error {
 	for _, st := range b.stmts {
 		st.Close()
+	}
+	for day := range b.salesDays {
+		if _, err := b.tx.Exec(markDirtySQL, rollupSales, day, marks.Add(1)); err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
 	}
 	if err := b.tx.Commit(); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
@@ -254,6 +269,13 @@ func (b *Batch) Category(ctx context.Context, productCode, groupID string) (stri
 // Categorize gives purchase lines loaded before their catalog the
 // category the catalogs now know.
 func (b *Batch) Categorize(ctx context.Context) (int64, error) {
+	_, err := b.tx.ExecContext(ctx, `INSERT INTO rollup_dirty (kind, day, mark)
+		SELECT 'sales', (at - CASE WHEN at < 0 THEN 86399 ELSE 0 END) / 86400, ?
+		FROM purchase_lines WHERE category = '' AND product_code <> '' GROUP BY 2
+		ON CONFLICT (kind, day) DO UPDATE SET mark = excluded.mark`, marks.Add(1))
+	if err != nil {
+		return 0, fmt.Errorf("categorize lines: %w", err)
+	}
 	res, err := b.tx.ExecContext(ctx, `UPDATE purchase_lines SET category = coalesce((
 			SELECT g.name FROM products p JOIN product_groups g ON g.id = p.group_id
 			WHERE p.code = purchase_lines.product_code

@@ -228,6 +228,11 @@ func addResponse(ctx context.Context, tx *sql.Tx, db *DB, token string, r Respon
 	if err != nil {
 		return 0, err
 	}
+	if len(r.Feedback) > 0 {
+		if err := markDirty(ctx, tx, rollupFeedback, now.UTC().Unix()); err != nil {
+			return 0, err
+		}
+	}
 	for _, f := range r.Feedback {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO response_categories (response_id, category, tone)
 			VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, id, f.Category, f.Tone); err != nil {

@@ -1,0 +1,322 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// A rollup keeps sums of raw rows per local day and per month. Loads and
+// answers mark the UTC days they change (markDirty); RefreshRollups
+// recomputes those days from the raw rows, then their months from the
+// days. The report reads only the monthly sums.
+type rollup struct {
+	kind            string
+	daily, monthly  string
+	keys, values    []string
+	source, sourceT string // the raw rows and their time column, for the full rebuild
+	// query sums raw rows of [?, ?) (unix seconds) by keys, selecting
+	// keys then values.
+	query string
+}
+
+var rollups = []rollup{{
+	kind: "sales", daily: "sales_daily", monthly: "sales_monthly",
+	keys:   []string{"store_code", "category"},
+	values: []string{"revenue_kop", "returns_kop", "receipts", "lines"},
+	source: "purchase_lines", sourceT: "at",
+	// A receipt belongs to one day, so its count per day adds up to the
+	// month's.
+	query: `SELECT store_code, category,
+		coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
+		coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
+		count(DISTINCT receipt), count(*)
+		FROM purchase_lines WHERE at >= ? AND at < ? GROUP BY store_code, category`,
+}, {
+	kind: "feedback", daily: "feedback_daily", monthly: "feedback_monthly",
+	keys:   []string{"store_code", "category", "tone"},
+	values: []string{"answers"},
+	source: "responses", sourceT: "created_at",
+	query: `SELECT r.store_code, c.category, c.tone, count(*)
+		FROM response_categories c JOIN responses r ON r.id = c.response_id
+		WHERE r.created_at >= ? AND r.created_at < ? GROUP BY r.store_code, c.category, c.tone`,
+}}
+
+// Kinds of roll-up, for markDirty.
+const (
+	rollupSales    = "sales"
+	rollupFeedback = "feedback"
+)
+
+// marks numbers the changes to roll-up days; it starts at the clock so
+// that two processes (an ingest and the daemon) do not reuse a mark.
+var marks atomic.Int64
+
+func init() { marks.Store(time.Now().UnixNano()) }
+
+const markDirtySQL = `INSERT INTO rollup_dirty (kind, day, mark) VALUES (?, ?, ?)
+	ON CONFLICT (kind, day) DO UPDATE SET mark = excluded.mark`
+
+// markDirty records in tx that the raw rows of kind at unix time t changed.
+func markDirty(ctx context.Context, tx *sql.Tx, kind string, t int64) error {
+	_, err := tx.ExecContext(ctx, markDirtySQL, kind, utcDay(t), marks.Add(1))
+	return err
+}
+
+// utcDay is the day of unix time t, rounded down.
+func utcDay(t int64) int64 {
+	if t < 0 {
+		return (t - 86399) / 86400
+	}
+	return t / 86400
+}
+
+// RefreshRollups brings the roll-ups up to date with what was loaded and
+// answered, with days and months in zone, and returns how many days it
+// recomputed. The first refresh, or one in another zone, rebuilds them
+// all. The raw rows are read on a reader connection and each day is
+// written in a short transaction of its own, so answers and loads are
+// not held up; a refresh cut off is finished by the next.
+func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, error) {
+	if err := db.checkRollupZone(ctx, zone); err != nil {
+		return 0, fmt.Errorf("refresh roll-ups: %w", err)
+	}
+	type dirty struct {
+		kind      string
+		day, mark int64
+	}
+	var marked []dirty
+	rows, err := db.read.QueryContext(ctx, `SELECT kind, day, mark FROM rollup_dirty ORDER BY kind, day`)
+	if err != nil {
+		return 0, fmt.Errorf("refresh roll-ups: %w", err)
+	}
+	for rows.Next() {
+		var d dirty
+		if err := rows.Scan(&d.kind, &d.day, &d.mark); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("refresh roll-ups: %w", err)
+		}
+		marked = append(marked, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("refresh roll-ups: %w", err)
+	}
+	if len(marked) == 0 {
+		return 0, nil
+	}
+	done := 0
+	for _, r := range rollups {
+		// The local days a changed UTC day touches, and their months.
+		days := map[string]time.Time{}
+		months := map[string]time.Time{}
+		for _, d := range marked {
+			if d.kind != r.kind {
+				continue
+			}
+			first := time.Unix(d.day*86400, 0).In(zone)
+			last := time.Unix(d.day*86400+86399, 0).In(zone)
+			for t := localDay(first); !t.After(last); t = t.AddDate(0, 0, 1) {
+				days[t.Format(time.DateOnly)] = t
+				m := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, zone)
+				months[m.Format("2006-01")] = m
+			}
+		}
+		for _, key := range sortedKeys(days) {
+			t := days[key]
+			if err := db.roll(ctx, r, r.daily, "day", key, r.query, t.Unix(), t.AddDate(0, 0, 1).Unix()); err != nil {
+				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, key, err)
+			}
+			done++
+		}
+		for _, key := range sortedKeys(months) {
+			m := months[key]
+			sums := make([]string, len(r.values))
+			for i, v := range r.values {
+				sums[i] = "sum(" + v + ")"
+			}
+			keys := strings.Join(r.keys, ", ")
+			q := `SELECT ` + keys + `, ` + strings.Join(sums, ", ") + ` FROM ` + r.daily +
+				` WHERE day >= ? AND day < ? GROUP BY ` + keys
+			from, to := m.Format(time.DateOnly), m.AddDate(0, 1, 0).Format(time.DateOnly)
+			if err := db.roll(ctx, r, r.monthly, "month", key, q, from, to); err != nil {
+				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, key, err)
+			}
+		}
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		for _, d := range marked {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE kind = ? AND day = ? AND mark = ?`,
+				d.kind, d.day, d.mark); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return done, fmt.Errorf("refresh roll-ups: %w", err)
+	}
+	return done, nil
+}
+
+// roll replaces the rows of one day (or month: col) of a roll-up table
+// with what query, run on a reader with from and to, sums.
+func (db *DB) roll(ctx context.Context, r rollup, table, col, key, query string, from, to any) error {
+	rows, err := db.read.QueryContext(ctx, query, from, to)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := len(r.keys) + len(r.values)
+	var vals [][]any
+	for rows.Next() {
+		row := make([]any, n+1)
+		row[0] = key
+		ptrs := make([]any, n)
+		for i := range ptrs {
+			ptrs[i] = &row[i+1]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		vals = append(vals, row)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	cols := append(append([]string{col}, r.keys...), r.values...)
+	insert := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (?` + strings.Repeat(", ?", n) + `)`
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+col+` = ?`, key); err != nil {
+			return err
+		}
+		st, err := tx.PrepareContext(ctx, insert)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, v := range vals {
+			if _, err := st.ExecContext(ctx, v...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// checkRollupZone rebuilds every roll-up when they were never built or
+// were built in another zone: it empties them and marks every day that
+// has raw rows (found on a reader; rows loaded meanwhile mark their own).
+func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
+	var was string
+	if err := db.read.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&was); err != nil {
+		return err
+	}
+	if was == zone.String() {
+		return nil
+	}
+	days := map[string][]int64{}
+	for _, r := range rollups {
+		rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT (`+r.sourceT+` - CASE WHEN `+r.sourceT+` < 0 THEN 86399 ELSE 0 END) / 86400 FROM `+r.source)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var d int64
+			if err := rows.Scan(&d); err != nil {
+				rows.Close()
+				return err
+			}
+			days[r.kind] = append(days[r.kind], d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rollups {
+			for _, t := range []string{r.daily, r.monthly} {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+t); err != nil {
+					return err
+				}
+			}
+			for _, d := range days[r.kind] {
+				if _, err := tx.ExecContext(ctx, markDirtySQL, r.kind, d, marks.Add(1)); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE rollup_state SET zone = ?`, zone.String())
+		return err
+	})
+}
+
+func localDay(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// MonthlySales returns the sales by product category of each month from
+// first to last (first instants of months in the roll-ups' zone), keyed
+// "2006-01", from the roll-ups: call RefreshRollups first.
+func (db *DB) MonthlySales(ctx context.Context, first, last time.Time, sc Scope) (map[string][]CategorySales, error) {
+	j := sc.sql()
+	rows, err := db.read.QueryContext(ctx, `SELECT month, category, sum(revenue_kop), sum(returns_kop), sum(receipts), sum(lines)
+		FROM sales_monthly WHERE month >= ? AND month <= ? AND `+inScope+`
+		GROUP BY month, category ORDER BY month, category`, first.Format("2006-01"), last.Format("2006-01"), j, j)
+	if err != nil {
+		return nil, fmt.Errorf("monthly sales: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]CategorySales{}
+	for rows.Next() {
+		var m string
+		var c CategorySales
+		if err := rows.Scan(&m, &c.Category, &c.RevenueKop, &c.ReturnsKop, &c.Receipts, &c.Lines); err != nil {
+			return nil, fmt.Errorf("monthly sales: %w", err)
+		}
+		out[m] = append(out[m], c)
+	}
+	return out, rows.Err()
+}
+
+// MonthlyFeedback counts answers by category and tone for each month from
+// first to last, keyed "2006-01", from the roll-ups: call RefreshRollups
+// first.
+func (db *DB) MonthlyFeedback(ctx context.Context, first, last time.Time, sc Scope) (map[string]map[Feedback]int64, error) {
+	j := sc.sql()
+	rows, err := db.read.QueryContext(ctx, `SELECT month, category, tone, sum(answers)
+		FROM feedback_monthly WHERE month >= ? AND month <= ? AND `+inScope+`
+		GROUP BY month, category, tone`, first.Format("2006-01"), last.Format("2006-01"), j, j)
+	if err != nil {
+		return nil, fmt.Errorf("monthly feedback: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[Feedback]int64{}
+	for rows.Next() {
+		var m string
+		var f Feedback
+		var n int64
+		if err := rows.Scan(&m, &f.Category, &f.Tone, &n); err != nil {
+			return nil, fmt.Errorf("monthly feedback: %w", err)
+		}
+		if out[m] == nil {
+			out[m] = map[Feedback]int64{}
+		}
+		out[m][f] = n
+	}
+	return out, rows.Err()
+}
