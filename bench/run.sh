@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/ ./survey/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
+report_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestReportBenchmark$' -v ./cmd/otklik/)
 ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
 
 echo "running: ${go_cmd[*]}"
@@ -25,6 +26,10 @@ echo "running: ${ingest_cmd[*]}"
 ingest_out=$("${ingest_cmd[@]}" 2>&1)
 ingest_rc=$?
 echo "$ingest_out"
+echo "running: ${report_cmd[*]}"
+report_out=$("${report_cmd[@]}" 2>&1)
+report_rc=$?
+echo "$report_out"
 
 {
 	echo "# Benchmark results"
@@ -101,6 +106,30 @@ echo "$ingest_out"
 		echo "Not met in this run:"
 		echo
 		echo "$ingest_out" | grep -E 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|over 200 ms|acknowledged, |answers failed|--- FAIL|skip' | sed 's/^ */- /'
+		echo
+	fi
+	echo "## Reports: the monthly workbook against the sqlite3 shell's GROUP BY"
+	echo
+	echo '```'
+	echo "${report_cmd[*]}"
+	echo '```'
+	echo
+	echo "The sqlite3 shell fills a database with October 2026: 1,000 stores, 9,000,000 purchase lines"
+	echo "(3 a receipt, 40 product categories, 2% returns) and 100,000 answers to as many sent"
+	echo "invitations, every day marked for the roll-ups as loads and answers mark them. The first"
+	echo "\`otklik report\` (the built binary) rolls up the whole month; then the 11 months before get"
+	echo "monthly roll-ups (October's scaled), one day is marked again and \`otklik ingest\` rolls it up"
+	echo "as a nightly ingest does. Then, best of three side by side, \`otklik report --month 2026-10\`"
+	echo "(the chain's workbook, checked by openpyxl) against the shell running on the raw rows the"
+	echo "GROUP BY queries that give the same figures (sales by product category, answers by feedback"
+	echo "category, survey figures of the chain and of each store). Peak RSS from wait4."
+	echo
+	echo "$report_out" | grep '^|'
+	echo
+	if [ $report_rc -ne 0 ]; then
+		echo "Not met in this run:"
+		echo
+		echo "$report_out" | grep -E 'slower than the shell|over 300 MiB|--- FAIL|skip' | sed 's/^ */- /'
 		echo
 	fi
 	echo "## Go benchmarks"
