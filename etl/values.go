@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // The layouts 1C and hand-made exports use for dates. Go accepts a
@@ -142,26 +145,63 @@ func normalizeEmail(s string) (string, error) {
 }
 
 // normalizePhone turns a Russian phone number in any common notation
-// (8 (912) 345-67-89, +7 912 3456789, 9123456789) into +7XXXXXXXXXX.
+// (8 (912) 345-67-89, +7 912 3456789, 9123456789, with an extension
+// "доб. 12" dropped) into +7XXXXXXXXXX. Whether the number is one that
+// Russia or Kazakhstan (which share +7) gives out is libphonenumber's
+// call, from its numbering plans. Digits and separators alone, the usual
+// case, are read here (the library's parser costs ten times its check);
+// anything else goes through the library's parser.
 func normalizePhone(s string) (string, error) {
+	n, ok := plainPhone(s)
+	if !ok {
+		var err error
+		if n, err = phonenumbers.Parse(s, "RU"); err != nil {
+			if strings.TrimSpace(s) == "" {
+				return "", errEmpty
+			}
+			return "", fmt.Errorf("%q is not a phone number", s)
+		}
+	}
+	if n.GetCountryCode() != 7 {
+		return "", fmt.Errorf("%q is not a Russian phone number", s)
+	}
+	if !phonenumbers.IsValidNumber(n) {
+		return "", fmt.Errorf("%q is not a valid Russian phone number", s)
+	}
+	national := strconv.FormatUint(n.GetNationalNumber(), 10)
+	if len(national) != 10 {
+		return "", fmt.Errorf("%q is not a Russian phone number", s)
+	}
+	return "+7" + national, nil
+}
+
+// plainPhone reads a number written with digits, spaces, brackets, dots
+// and dashes only, as +7, 7 or 8 and ten digits, or ten digits.
+func plainPhone(s string) (*phonenumbers.PhoneNumber, bool) {
 	var d []byte
+	plus := false
 	for _, r := range s {
 		switch {
 		case r >= '0' && r <= '9':
 			d = append(d, byte(r))
-		case r == '+' || r == '(' || r == ')' || r == '-' || r == '.' || unicode.IsSpace(r):
+		case r == '+' && len(d) == 0:
+			plus = true
+		case r == '(' || r == ')' || r == '-' || r == '.' || unicode.IsSpace(r):
 		default:
-			return "", fmt.Errorf("%q is not a phone number", s)
+			return nil, false
 		}
 	}
 	switch {
-	case len(d) == 0:
-		return "", errEmpty
-	case len(d) == 11 && (d[0] == '7' || d[0] == '8'):
+	case len(d) == 11 && (d[0] == '7' || d[0] == '8' && !plus):
 		d = d[1:]
-	case len(d) == 10:
+	case len(d) == 10 && !plus:
 	default:
-		return "", fmt.Errorf("%q is not a Russian phone number", s)
+		return nil, false
 	}
-	return "+7" + string(d), nil
+	national, err := strconv.ParseUint(string(d), 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	cc := int32(7)
+	return &phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &national}, true
 }
