@@ -75,7 +75,7 @@ type Ingester struct {
 	Spool     string         // root of the spool folder
 	Zone      *time.Location // for stores without a time zone
 	Log       *slog.Logger
-	BatchSize int // rows per write transaction; 0 means 5000
+	BatchSize int // rows per write transaction; 0 means 20000
 	Now       func() time.Time
 	// Retries is how many times a broken download is resumed; 0 means 3.
 	Retries int
@@ -161,12 +161,13 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 	if zone == nil {
 		zone = time.UTC
 	}
+	began := time.Now()
 	days, err := in.DB.RefreshRollups(ctx, zone)
 	if err != nil {
 		return res, err
 	}
 	if days > 0 {
-		in.log().Info("roll-ups refreshed", "days", days)
+		in.log().Info("roll-ups refreshed", "days", days, "took", time.Since(began).Round(time.Millisecond))
 	}
 	return res, nil
 }
@@ -315,16 +316,18 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if resume.Checkpoint > 0 {
 		log.Info("resuming a load cut off before", "after", resume.Checkpoint)
 	}
+	archive := in.compressing(ctx, path, log)
 	counts, err := in.load(ctx, id, feed, path, enc, spec.Columns[feed], resume)
 	var fe *FileError
 	if errors.As(err, &fe) {
 		res.Failed++
 		log.Error("file failed", "reason", fe.Reason)
 		in.writeRejects(ctx, id, path, e.Name, fe.Reason, log)
-		in.archive(path, log)
+		archive(true)
 		return nil, in.DB.FinishFile(ctx, id, counts, fe.Reason)
 	}
 	if err != nil {
+		archive(false) // the copy stays for the load to go on next run
 		return nil, fmt.Errorf("load %s/%s: %w", spec.Name, e.Name, err)
 	}
 	if err := in.DB.FinishFile(ctx, id, counts, ""); err != nil {
@@ -337,7 +340,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if counts.Rejected > 0 {
 		in.writeRejects(ctx, id, path, e.Name, "", log)
 	}
-	in.archive(path, log)
+	archive(true)
 	in.after(ctx, spec, e, log)
 	return nil, nil
 }
@@ -519,21 +522,50 @@ func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, 
 
 // archive compresses a spooled copy once it is loaded.
 func (in *Ingester) archive(path string, log *slog.Logger) {
-	if err := gzipFile(path); err != nil {
-		log.Warn("compress spooled copy", "err", err)
+	in.compressing(context.Background(), path, log)(true)
+}
+
+// compressing starts compressing a spooled copy beside it while the copy
+// loads (on another core). archive(true) waits for it and removes the
+// copy; archive(false) stops it and keeps the copy.
+func (in *Ingester) compressing(ctx context.Context, path string, log *slog.Logger) (archive func(done bool)) {
+	ctx, stop := context.WithCancel(ctx)
+	result := make(chan error, 1)
+	go func() { result <- gzipFile(ctx, path) }()
+	return func(done bool) {
+		if !done {
+			stop()
+		}
+		err := <-result
+		stop()
+		switch {
+		case !done:
+			os.Remove(path + ".gz")
+		case err != nil:
+			log.Warn("compress spooled copy", "err", err)
+		default:
+			if err := os.Remove(path); err != nil {
+				log.Warn("remove spooled copy", "err", err)
+			}
+		}
 	}
 }
 
-func gzipFile(path string) error {
-	src, err := os.Open(path)
+// gzipFile writes path.gz beside path. BestSpeed: an archive kept a few
+// days is not worth a core's time on a large export.
+func gzipFile(ctx context.Context, path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
+	defer f.Close()
+	src := ctxReader{ctx, f}
 	pr, pw := io.Pipe()
 	go func() {
-		zw := gzip.NewWriter(pw)
-		_, err := io.Copy(zw, src)
+		zw, err := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		if err == nil {
+			_, err = io.Copy(zw, src)
+		}
 		if cerr := zw.Close(); err == nil {
 			err = cerr
 		}
@@ -543,7 +575,20 @@ func gzipFile(path string) error {
 		pr.CloseWithError(err)
 		return err
 	}
-	return os.Remove(path)
+	return nil
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // sweep removes spooled copies older than KeepDays.

@@ -16,9 +16,10 @@ import (
 
 // batchTime is the longest a load holds SQLite's write lock at a time;
 // after yieldAfter it lets a waiting writer (survey answers, send
-// outcomes) go first.
+// outcomes) go first. Larger batches write each touched page to the WAL
+// fewer times.
 const (
-	batchTime  = 50 * time.Millisecond
+	batchTime  = 250 * time.Millisecond
 	yieldAfter = 10 * time.Millisecond
 )
 
@@ -50,7 +51,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	}
 	size := in.BatchSize
 	if size <= 0 {
-		size = 5000
+		size = 20000
 	}
 	batch, err := in.DB.BeginBatch(ctx, fileID)
 	if err != nil {
@@ -97,42 +98,36 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 		return nil
 	}
-	var row func(*csvRow) error
+	// parse reads a row into what writes it (nil if the row is bad).
+	// Rows are read and parsed in a goroutine of their own while this one
+	// writes them; what parse returns uses the batch of the moment.
+	var parse func(r *csvRow) (func() (bool, error), *RowError)
 	switch feedName {
 	case FeedStores:
-		row = func(r *csvRow) error {
+		parse = func(r *csvRow) (func() (bool, error), *RowError) {
 			s, bad := parseStore(r)
-			if bad != nil {
-				return record(bad)
-			}
-			return added(batch.AddStore(ctx, s))
+			return func() (bool, error) { return batch.AddStore(ctx, s) }, bad
 		}
 	case FeedCustomers:
-		row = func(r *csvRow) error {
+		parse = func(r *csvRow) (func() (bool, error), *RowError) {
 			cu, bad := parseCustomer(r)
-			if bad != nil {
-				return record(bad)
-			}
-			return added(batch.AddCustomer(ctx, cu))
+			return func() (bool, error) { return batch.AddCustomer(ctx, cu) }, bad
 		}
 	case FeedPurchases:
-		row = func(r *csvRow) error {
+		parse = func(r *csvRow) (func() (bool, error), *RowError) {
 			p, bad := parsePurchase(r, zone)
-			if bad != nil {
-				return record(bad)
-			}
-			return added(batch.AddPurchaseLine(ctx, p))
+			return func() (bool, error) { return batch.AddPurchaseLine(ctx, p) }, bad
 		}
 	case FeedPromoCodes:
-		row = func(r *csvRow) error {
+		parse = func(r *csvRow) (func() (bool, error), *RowError) {
 			code := r.get("code")
 			if code == "" {
-				return record(rowErr(r, "code", "empty promo code"))
+				return nil, rowErr(r, "code", "empty promo code")
 			}
 			if len(code) > 64 || strings.ContainsFunc(code, unicode.IsSpace) {
-				return record(rowErr(r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code))
+				return nil, rowErr(r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code)
 			}
-			return added(batch.AddPromoCode(ctx, code))
+			return func() (bool, error) { return batch.AddPromoCode(ctx, code) }, nil
 		}
 	case FeedOrders:
 		f.Seek(0, io.SeekStart)
@@ -152,12 +147,88 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}
-	each := func(r *csvRow) error { return step(r.line, func() error { return row(r) }) }
-	unreadable := func(e *RowError) error { return step(e.Line, func() error { return record(e) }) }
-	if err := readCSV(r, feeds[feedName].withColumns(cols), each, unreadable); err != nil {
+	readCtx, stop := context.WithCancel(ctx)
+	rows, readErr := readAhead(readCtx, r, feeds[feedName].withColumns(cols), resume.Checkpoint, parse)
+	defer func() {
+		stop()
+		for range rows { // let the reader end before the file closes
+		}
+	}()
+	for chunk := range rows {
+		for _, it := range chunk {
+			err := step(it.line, func() error {
+				if it.bad != nil {
+					return record(it.bad)
+				}
+				return added(it.write())
+			})
+			if err != nil {
+				return c, err
+			}
+		}
+	}
+	if err := readErr(); err != nil {
 		return c, err
 	}
 	return c, batch.Checkpoint(ctx, last, c)
+}
+
+// parsedRow is a CSV row read and checked: what writes it, or why it is
+// rejected.
+type parsedRow struct {
+	line  int
+	write func() (bool, error)
+	bad   *RowError
+}
+
+// readAhead reads and parses the rows after line skip in a goroutine and
+// sends them in chunks, so that reading, decoding and checking overlap the
+// writes. The channel is closed when the file is read or ctx is done;
+// then wait returns the reader's error.
+func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
+	parse func(*csvRow) (func() (bool, error), *RowError)) (rows <-chan []parsedRow, wait func() error) {
+	const chunkRows = 256
+	ch := make(chan []parsedRow, 4)
+	var err error
+	go func() {
+		defer close(ch)
+		chunk := make([]parsedRow, 0, chunkRows)
+		flush := func() error {
+			select {
+			case ch <- chunk:
+				chunk = make([]parsedRow, 0, chunkRows)
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		add := func(p parsedRow) error {
+			if p.line <= skip {
+				return nil
+			}
+			chunk = append(chunk, p)
+			if len(chunk) < chunkRows {
+				return nil
+			}
+			return flush()
+		}
+		err = readCSV(r, f, func(row *csvRow) error {
+			if row.line <= skip {
+				return nil
+			}
+			write, bad := parse(row)
+			if bad != nil {
+				write = nil
+			}
+			return add(parsedRow{line: row.line, write: write, bad: bad})
+		}, func(e *RowError) error {
+			return add(parsedRow{line: e.Line, bad: e})
+		})
+		if err == nil && len(chunk) > 0 {
+			err = flush()
+		}
+	}()
+	return ch, func() error { return err }
 }
 
 // zones returns a lookup of each store's time zone, the default for a

@@ -42,6 +42,9 @@ var (
 
 const busyTimeoutMS = 5000
 
+// readers is how many query-only connections a DB keeps.
+const readers = 4
+
 // DB is an open otklik database.
 type DB struct {
 	write *sql.DB
@@ -86,7 +89,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(4)
+	r.SetMaxOpenConns(readers)
 	db.read = r
 	return db, nil
 }
@@ -103,6 +106,9 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// A load inserts into the keys of large tables at random places:
+		// 64 MiB of pages spares it most reads (the default is 2 MiB).
+		q.Add("_pragma", "cache_size(-65536)")
 	}
 	return "file:" + path + "?" + q.Encode()
 }

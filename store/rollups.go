@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -126,13 +128,26 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 				months[m.Format("2006-01")] = m
 			}
 		}
-		for _, key := range sortedKeys(days) {
-			t := days[key]
-			if err := db.roll(ctx, r, r.daily, "day", key, r.query, t.Unix(), t.AddDate(0, 0, 1).Unix()); err != nil {
-				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, key, err)
-			}
-			done++
+		// Days in parallel, as many as there are cores and readers.
+		keys := sortedKeys(days)
+		errs := make([]error, len(keys))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), readers, len(keys)) {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
+					t := days[keys[i]]
+					errs[i] = db.roll(ctx, r, r.daily, "day", keys[i], r.query, t.Unix(), t.AddDate(0, 0, 1).Unix())
+				}
+			})
 		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, keys[i], err)
+			}
+		}
+		done += len(keys)
 		for _, key := range sortedKeys(months) {
 			m := months[key]
 			sums := make([]string, len(r.values))
