@@ -107,8 +107,8 @@ func dsn(path string, readOnly bool) string {
 	} else {
 		q.Set("_txlock", "immediate")
 		// A load inserts into the keys of large tables at random places:
-		// 64 MiB of pages spares it most reads (the default is 2 MiB).
-		q.Add("_pragma", "cache_size(-65536)")
+		// 32 MiB of pages spares it most reads (the default is 2 MiB).
+		q.Add("_pragma", "cache_size(-32768)")
 	}
 	return "file:" + path + "?" + q.Encode()
 }
