@@ -115,6 +115,11 @@ var errChanged = errors.New("changed while read")
 // a store or spool failure stops the run with an error.
 func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error) {
 	res := Result{Sources: map[string]error{}}
+	restore, err := in.DB.LoadCache(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer restore()
 	if err := in.sweep(); err != nil {
 		in.log().Warn("sweep spool", "err", err)
 	}
@@ -155,8 +160,12 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 			res.SourceErrors++
 		}
 	}
-	// The daily roll-ups of what was loaded, so that reports never scan
-	// the lines.
+	return res, in.rollUp(ctx)
+}
+
+// rollUp brings the daily roll-ups up to date with what was loaded, so
+// that reports never scan the lines.
+func (in *Ingester) rollUp(ctx context.Context) error {
 	zone := in.Zone
 	if zone == nil {
 		zone = time.UTC
@@ -164,12 +173,12 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 	began := time.Now()
 	days, err := in.DB.RefreshRollups(ctx, zone)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if days > 0 {
 		in.log().Info("roll-ups refreshed", "days", days, "took", time.Since(began).Round(time.Millisecond))
 	}
-	return res, nil
+	return nil
 }
 
 type work struct {

@@ -236,6 +236,18 @@ func TestIngestFiles(t *testing.T) {
 	if _, err := in.IngestFiles(ctx, "", []string{"../testdata/csv/purchases/empty.csv"}); err == nil {
 		t.Fatal("a file matching no feed was accepted")
 	}
+	// The roll-ups are up to date once the files are in.
+	if _, err := in.IngestFiles(ctx, etl.FeedPurchases, []string{"../testdata/csv/purchases/tab_lf.csv"}); err != nil {
+		t.Fatal(err)
+	}
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, in.Zone)
+	sales, err := in.DB.MonthlySales(ctx, nov, nov, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sales["2026-11"]; len(got) != 1 || got[0].Category != "Кухни" || got[0].RevenueKop != 1836000 {
+		t.Fatalf("November's sales from the roll-ups = %+v, want the Кухни line", got)
+	}
 }
 
 func TestIngester_Readiness(t *testing.T) {

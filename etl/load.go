@@ -281,6 +281,11 @@ func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string
 		}
 		byDir[dir] = append(byDir[dir], Entry{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
 	}
+	restore, err := in.DB.LoadCache(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer restore()
 	for _, dir := range dirs {
 		spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
 		if feed != "" {
@@ -300,7 +305,7 @@ func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string
 			}
 		}
 	}
-	return res, nil
+	return res, in.rollUp(ctx)
 }
 
 func patternList() string {

@@ -106,9 +106,6 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 	} else {
 		q.Set("_txlock", "immediate")
-		// A load inserts into the keys of large tables at random places:
-		// 32 MiB of pages spares it most reads (the default is 2 MiB).
-		q.Add("_pragma", "cache_size(-32768)")
 	}
 	return "file:" + path + "?" + q.Encode()
 }
@@ -241,6 +238,20 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// LoadCache gives the writer 32 MiB of page cache for a load, which
+// inserts into the keys of large tables at random places (with SQLite's
+// default of 2 MiB it reads most of those pages again), and returns what
+// puts the default back so that the other jobs stay small.
+func (db *DB) LoadCache(ctx context.Context) (restore func(), err error) {
+	if _, err := db.write.ExecContext(ctx, `PRAGMA cache_size = -32768`); err != nil {
+		return nil, fmt.Errorf("page cache: %w", err)
+	}
+	return func() {
+		// A failure leaves the larger cache: a little memory, no harm.
+		db.write.ExecContext(context.WithoutCancel(ctx), `PRAGMA cache_size = -2000`)
+	}, nil
 }
 
 // WriterWaiting reports whether a short write transaction (an answer, a
