@@ -106,10 +106,13 @@ func TestBuild_Numbers(t *testing.T) {
 	for _, tc := range []struct{ sheet, axis, want string }{
 		{reports.SheetSummary, "A1", "Отзывы покупателей: октябрь 2026"},
 		{reports.SheetSummary, "B4", "10"},
-		{reports.SheetSummary, "B7", "4"},
-		{reports.SheetSummary, "B8", "0.4"},
-		{reports.SheetSummary, "B9", "4"},
-		{reports.SheetSummary, "B10", "25"},
+		{reports.SheetSummary, "B5", "10"},  // delivered
+		{reports.SheetSummary, "B6", "4"},   // opened: each answer was
+		{reports.SheetSummary, "B7", "0.4"}, // of the delivered
+		{reports.SheetSummary, "B8", "4"},
+		{reports.SheetSummary, "B9", "0.4"},
+		{reports.SheetSummary, "B10", "4"},
+		{reports.SheetSummary, "B11", "25"},
 		{reports.SheetCategories, "A13", "октябрь 2026"},
 		{reports.SheetCategories, "A2", "ноябрь 2025"},
 		{reports.SheetCategories, "B13", "1"}, // service negative

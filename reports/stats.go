@@ -9,13 +9,15 @@ import (
 // Figures are the headline numbers of a set of answers, with 95%
 // confidence intervals.
 type Figures struct {
-	Sent, Answers int64
-	ResponseRate  float64 // answers / invitations sent
-	CSI, CSIMoE   float64 // mean rating 1..5 and its margin of error
-	NPS, NPSMoE   float64 // % promoters - % detractors, -100..100
-	NegShare      float64 // share of answers that are negative
-	Negative      int64
-	MQI           float64 // management quality index, 0..100
+	Sent, Answers     int64
+	Delivered, Opened int64   // sent less bounced; surveys opened from the email
+	OpenRate          float64 // opened / delivered
+	ResponseRate      float64 // answers / invitations sent
+	CSI, CSIMoE       float64 // mean rating 1..5 and its margin of error
+	NPS, NPSMoE       float64 // % promoters - % detractors, -100..100
+	NegShare          float64 // share of answers that are negative
+	Negative          int64
+	MQI               float64 // management quality index, 0..100
 }
 
 // z95 is the normal quantile of a two-sided 95% interval.
@@ -35,10 +37,14 @@ const z95 = 1.959963984540054
 // so that 100 is every customer delighted and 0 every customer lost.
 func figures(s store.SurveyStats) Figures {
 	f := Figures{Sent: s.Sent, Answers: s.Responses, Negative: s.Negative,
+		Delivered: s.Sent - s.Bounced, Opened: s.Opened, OpenRate: math.NaN(),
 		ResponseRate: math.NaN(), CSI: math.NaN(), CSIMoE: math.NaN(), NPS: math.NaN(), NPSMoE: math.NaN(),
 		NegShare: math.NaN(), MQI: math.NaN()}
 	if s.Sent > 0 {
 		f.ResponseRate = float64(s.Responses) / float64(s.Sent)
+	}
+	if f.Delivered > 0 {
+		f.OpenRate = float64(f.Opened) / float64(f.Delivered)
 	}
 	if n := float64(s.Responses); n > 0 {
 		f.CSI = float64(s.RatingSum) / n

@@ -35,6 +35,7 @@ const inScope = `(? = '[]' OR store_code IN (SELECT value FROM json_each(?)))`
 type SurveyStats struct {
 	Sent        int64 // invitations sent in the period
 	Bounced     int64 // of those, refused by the recipient's server
+	Opened      int64 // of those, whose survey was opened from the email
 	RatingSqSum int64 // sum of squared ratings, for confidence intervals
 	Responses   int64 // answers received in the period
 	RatingSum   int64 // sum of CSI ratings (1..5)
@@ -49,8 +50,8 @@ func (db *DB) SurveyStats(ctx context.Context, p Period, sc Scope) (SurveyStats,
 	var s SurveyStats
 	from, to := p.args()
 	j := sc.sql()
-	err := db.read.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(status = 'bounced'), 0) FROM invitations
-		WHERE sent_at >= ? AND sent_at < ? AND `+inScope, from, to, j, j).Scan(&s.Sent, &s.Bounced)
+	err := db.read.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(status = 'bounced'), 0), count(opened_at) FROM invitations
+		WHERE sent_at >= ? AND sent_at < ? AND `+inScope, from, to, j, j).Scan(&s.Sent, &s.Bounced, &s.Opened)
 	if err != nil {
 		return s, fmt.Errorf("survey stats: %w", err)
 	}

@@ -18,6 +18,7 @@ type Survey struct {
 	TimeZone     string
 	PurchasedAt  time.Time
 	Answered     bool
+	Opened       bool // the survey page was shown before
 }
 
 // SurveyByToken returns the invitation behind a survey token, or
@@ -28,9 +29,9 @@ func (db *DB) SurveyByToken(ctx context.Context, token string) (Survey, error) {
 	var answered int
 	err := db.read.QueryRowContext(ctx, `
 		SELECT i.id, i.status, i.store_code, coalesce(st.name, ''), coalesce(st.timezone, ''), i.purchased_at,
-		       EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id)
+		       EXISTS (SELECT 1 FROM responses r WHERE r.invitation_id = i.id), i.opened_at IS NOT NULL
 		FROM invitations i LEFT JOIN stores st ON st.code = i.store_code
-		WHERE i.token = ?`, token).Scan(&s.InvitationID, &s.Status, &s.StoreCode, &s.StoreName, &s.TimeZone, &at, &answered)
+		WHERE i.token = ?`, token).Scan(&s.InvitationID, &s.Status, &s.StoreCode, &s.StoreName, &s.TimeZone, &at, &answered, &s.Opened)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Survey{}, ErrNotFound
 	}
@@ -40,6 +41,19 @@ func (db *DB) SurveyByToken(ctx context.Context, token string) (Survey, error) {
 	s.PurchasedAt = time.Unix(at, 0).UTC()
 	s.Answered = answered == 1
 	return s, nil
+}
+
+// MarkOpened records the first time a survey was opened from its email.
+func (db *DB) MarkOpened(ctx context.Context, invitationID int64) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE invitations SET opened_at = ? WHERE id = ? AND opened_at IS NULL`,
+			db.now(), invitationID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark survey opened: %w", err)
+	}
+	return nil
 }
 
 // Feedback is one category with its tone in an answer.
@@ -215,6 +229,10 @@ func addResponse(ctx context.Context, tx *sql.Tx, db *DB, token string, r Respon
 		nps = sql.NullInt64{Int64: int64(*r.NPS), Valid: true}
 	}
 	now := db.Now()
+	if _, err := tx.ExecContext(ctx, `UPDATE invitations SET opened_at = ? WHERE id = ? AND opened_at IS NULL`,
+		now.UTC().Unix(), invID); err != nil {
+		return 0, err
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO responses (invitation_id, store_code, rating, nps, comment, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (invitation_id) DO NOTHING`,
 		invID, store, r.Rating, nps, r.Comment, now.UTC().Unix())

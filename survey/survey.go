@@ -334,6 +334,12 @@ func (h *Handler) showSurvey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !s.Opened {
+		// Counted in the report as "opened"; a link scanner counts too.
+		if err := h.db.MarkOpened(r.Context(), s.InvitationID); err != nil {
+			h.log.Warn("record survey opened", "invitation", s.InvitationID, "err", err)
+		}
+	}
 	rating, _ := strconv.Atoi(r.URL.Query().Get("r"))
 	p := h.page(s, r)
 	p.fill(rating, -1, nil, nil)

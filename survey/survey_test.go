@@ -104,6 +104,12 @@ func TestSurvey_GetNeverRecords(t *testing.T) {
 	if got := responses(t, db); got != 0 {
 		t.Fatalf("a GET recorded %d responses", got)
 	}
+	// It counts as opened, once however often the page is shown.
+	get(t, srv.URL+"/s/tok")
+	day := store.Period{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)}
+	if s, err := db.SurveyStats(context.Background(), day, nil); err != nil || s.Sent != 1 || s.Opened != 1 {
+		t.Fatalf("survey stats after two views: %+v, %v; want 1 sent, 1 opened", s, err)
+	}
 }
 
 func TestSurvey_PostRecordsOnce(t *testing.T) {
