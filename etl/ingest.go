@@ -481,12 +481,41 @@ func copyFrom(ctx context.Context, src Source, e Entry, w io.Writer, n *int64) e
 }
 
 // countingWriter counts what reached w and keeps w's own error apart from
-// the reader's. It does not implement ReaderFrom, so io.Copy still uses
-// the source's WriterTo (pkg/sftp reads concurrently there).
+// the reader's. io.Copy prefers a source's WriterTo (pkg/sftp reads
+// concurrently there) to its ReadFrom, which lets the spool writer read
+// an FTP stream straight into its buffers.
 type countingWriter struct {
 	w    io.Writer
 	n    int64
 	werr error
+}
+
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	rf, ok := c.w.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{c}, r)
+	}
+	er := &errReader{r: r}
+	n, err := rf.ReadFrom(er)
+	c.n += n
+	if err != nil && er.err == nil {
+		c.werr = err // not the reader's: the writer's
+	}
+	return n, err
+}
+
+// errReader remembers the last error of r other than EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		e.err = err
+	}
+	return n, err
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {

@@ -3,7 +3,9 @@ package etl
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"hash"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -114,6 +116,29 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ReadFrom reads r straight into the chunks, saving a copy of every byte
+// that Write would make. A disk error is returned as in Write.
+func (w *spoolWriter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if w.failed.Load() {
+			return total, w.wait()
+		}
+		n, err := r.Read(w.cur.b[len(w.cur.b):cap(w.cur.b)])
+		w.cur.b = w.cur.b[:len(w.cur.b)+n]
+		total += int64(n)
+		if len(w.cur.b) == cap(w.cur.b) {
+			w.dispatch()
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // wait stops the goroutines and returns the first disk error.
