@@ -95,10 +95,11 @@ echo "$report_out"
 	echo "done, each latency counted from when its answer was due (per_ip_rate raised: they share one"
 	echo "address). Every answer acknowledged must be in the database."
 	echo
-	echo "The sample drop of 100,000 customers and 30 days of purchases is ingested once without"
-	echo "interruption; a copy is ingested by \`otklik ingest\` (the built binary) killed with SIGKILL at"
-	echo "up to 20 random moments and restarted until it finishes. Each table (rows, rejects, per-file"
-	echo "counts) is then compared with the uninterrupted run by row count and a hash of its rows."
+	echo "The sample drop of 100,000 customers and 30 days of purchases, with a 1,000,000-line purchases"
+	echo "export beside it, is ingested once without interruption; a copy is ingested by"
+	echo "\`otklik ingest\` (the built binary) killed with SIGKILL at 20 random moments and restarted"
+	echo "until it finishes. Each table (rows, rejects, per-file counts, roll-ups) is then compared with"
+	echo "the uninterrupted run by row count and a hash of its rows."
 	echo
 	echo "$ingest_out" | grep '^|'
 	echo

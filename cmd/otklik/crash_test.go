@@ -17,14 +17,18 @@ import (
 )
 
 // TestIngestCrashLoop kills `otklik ingest` with SIGKILL at 20 random
-// moments of a large nightly drop, restarting it each time, and checks
-// that the database ends exactly as after one uninterrupted ingest: the
-// same rows, rejects and per-file counts, nothing lost or loaded twice.
+// moments of a nightly drop with a 1,000,000-line export, restarting it
+// each time, and checks that the database ends exactly as after one
+// uninterrupted ingest: the same rows, rejects, per-file counts and
+// roll-ups, nothing lost or loaded twice.
 func TestIngestCrashLoop(t *testing.T) {
 	benchOnly(t)
-	customers := 100000
+	customers, lines := 100000, 1000000
 	if s := os.Getenv("OTKLIK_BENCH_CRASH_CUSTOMERS"); s != "" {
 		customers, _ = strconv.Atoi(s)
+	}
+	if s := os.Getenv("OTKLIK_BENCH_CRASH_LINES"); s != "" {
+		lines, _ = strconv.Atoi(s)
 	}
 	bin := buildBinary(t)
 	now := time.Now()
@@ -35,7 +39,13 @@ func TestIngestCrashLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("drop: %d files, %d customers, %d purchase lines, %d bad rows", len(s.Files), s.Customers, s.Lines, s.BadRows)
+		// And one large export, as 1C writes a month of purchases.
+		big, err := sample.WriteBig(filepath.Join(dir, "drop", "purchases_month.csv"), sample.Big{Lines: lines, Now: now, Seed: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("drop: %d files, %d customers, %d purchase lines, %d bad rows; and a file of %d purchase lines",
+			len(s.Files), s.Customers, s.Lines, s.BadRows, big.Lines)
 		return dir, dropConfig(t, dir, "")
 	}
 	ingest := func(cfg string) *exec.Cmd { return binCmd(bin, cfg, "ingest") }
