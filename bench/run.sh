@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/ ./survey/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
+big_cmd=(env OTKLIK_BENCH=1 OTKLIK_BENCH_ROWS=10000000 go test -count=1 -timeout 60m -run '^TestIngestBenchmark$' -v ./cmd/otklik/)
 report_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestReportBenchmark$' -v ./cmd/otklik/)
 ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
 
@@ -26,6 +27,10 @@ echo "running: ${ingest_cmd[*]}"
 ingest_out=$("${ingest_cmd[@]}" 2>&1)
 ingest_rc=$?
 echo "$ingest_out"
+echo "running: ${big_cmd[*]}"
+big_out=$("${big_cmd[@]}" 2>&1)
+big_rc=$?
+echo "$big_out"
 echo "running: ${report_cmd[*]}"
 report_out=$("${report_cmd[@]}" 2>&1)
 report_rc=$?
@@ -107,6 +112,23 @@ echo "$report_out"
 		echo "Not met in this run:"
 		echo
 		echo "$ingest_out" | grep -E 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|over 200 ms|acknowledged, |answers failed|--- FAIL|skip' | sed 's/^ */- /'
+		echo
+	fi
+	echo "## Ingest at 10,000,000 lines"
+	echo
+	echo '```'
+	echo "${big_cmd[*]}"
+	echo '```'
+	echo
+	echo "The same comparison with an export of 10,000,000 lines: otklik's peak RSS must stay flat (under"
+	echo "150 MiB, no more than at 1,000,000)."
+	echo
+	echo "$big_out" | grep '^|'
+	echo
+	if [ $big_rc -ne 0 ]; then
+		echo "Not met in this run:"
+		echo
+		echo "$big_out" | grep -E 'slower than|more than half|over 150 MiB|--- FAIL|skip' | sed 's/^ */- /'
 		echo
 	fi
 	echo "## Reports: the monthly workbook against the sqlite3 shell's GROUP BY"
