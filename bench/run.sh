@@ -12,6 +12,17 @@ big_cmd=(env OTKLIK_BENCH=1 OTKLIK_BENCH_ROWS=10000000 go test -count=1 -timeout
 report_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestReportBenchmark$' -v ./cmd/otklik/)
 ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
 
+# not_met RC OUT PATTERN lists the lines of OUT that say which targets a
+# run that exited with RC missed.
+not_met() {
+	if [ "$1" -ne 0 ]; then
+		echo "Not met in this run:"
+		echo
+		echo "$2" | grep -E "$3" | sed 's/^ */- /'
+		echo
+	fi
+}
+
 echo "running: ${go_cmd[*]}"
 go_out=$("${go_cmd[@]}" 2>&1)
 echo "$go_out"
@@ -54,12 +65,7 @@ echo "$report_out"
 	echo
 	echo "$dl_out" | grep '^|'
 	echo
-	if [ $dl_rc -ne 0 ]; then
-		echo "Targets not met in this run:"
-		echo
-		echo "$dl_out" | grep -E 'below the target|over 64 MiB|--- FAIL|skip' | sed 's/^ */- /'
-		echo
-	fi
+	not_met $dl_rc "$dl_out" 'below the target|over 64 MiB|--- FAIL|skip'
 	echo "## Sending: otklik against Postfix's smtp-source, and a crash loop"
 	echo
 	echo '```'
@@ -75,12 +81,7 @@ echo "$report_out"
 	echo
 	echo "$send_out" | grep '^|'
 	echo
-	if [ $send_rc -ne 0 ]; then
-		echo "Targets not met in this run:"
-		echo
-		echo "$send_out" | grep -E 'below half|over 100 MiB|twice [0-9]+, missing|--- FAIL|skip' | sed 's/^ */- /'
-		echo
-	fi
+	not_met $send_rc "$send_out" 'below half|over 100 MiB|twice [0-9]+, missing|--- FAIL|skip'
 	echo "## Ingest: against the sqlite3 shell, and a crash loop"
 	echo
 	echo '```'
@@ -108,12 +109,7 @@ echo "$report_out"
 	echo
 	echo "$ingest_out" | grep '^|'
 	echo
-	if [ $ingest_rc -ne 0 ]; then
-		echo "Not met in this run:"
-		echo
-		echo "$ingest_out" | grep -E 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|over 200 ms|acknowledged, |answers failed|--- FAIL|skip' | sed 's/^ */- /'
-		echo
-	fi
+	not_met $ingest_rc "$ingest_out" 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|over 200 ms|acknowledged, |answers failed|--- FAIL|skip'
 	echo "## Ingest at 10,000,000 lines"
 	echo
 	echo '```'
@@ -125,12 +121,7 @@ echo "$report_out"
 	echo
 	echo "$big_out" | grep '^|'
 	echo
-	if [ $big_rc -ne 0 ]; then
-		echo "Not met in this run:"
-		echo
-		echo "$big_out" | grep -E 'slower than|more than half|over 150 MiB|--- FAIL|skip' | sed 's/^ */- /'
-		echo
-	fi
+	not_met $big_rc "$big_out" 'slower than|more than half|over 150 MiB|--- FAIL|skip'
 	echo "## Reports: the monthly workbook against the sqlite3 shell's GROUP BY"
 	echo
 	echo '```'
@@ -149,12 +140,7 @@ echo "$report_out"
 	echo
 	echo "$report_out" | grep '^|'
 	echo
-	if [ $report_rc -ne 0 ]; then
-		echo "Not met in this run:"
-		echo
-		echo "$report_out" | grep -E 'slower than the shell|over 300 MiB|--- FAIL|skip' | sed 's/^ */- /'
-		echo
-	fi
+	not_met $report_rc "$report_out" 'slower than the shell|over 300 MiB|--- FAIL|skip'
 	echo "## Go benchmarks"
 	echo
 	echo '```'
