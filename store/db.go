@@ -56,8 +56,7 @@ type DB struct {
 
 	waiting atomic.Int32 // transactions waiting for the writer
 
-	answersOnce sync.Once
-	answers     *committer // survey answers, group-committed
+	answers *committer // survey answers, group-committed
 
 	// Now returns the current time; tests and the demo replace it.
 	Now func() time.Time
@@ -76,6 +75,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	db := &DB{write: w, path: path, Now: time.Now}
+	db.answers = newCommitter(db)
 	if err := db.checkPragmas(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -197,7 +197,6 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // Close closes both handles.
 func (db *DB) Close() error {
-	db.answersOnce.Do(func() { db.answers = newCommitter(db) })
 	db.answers.close()
 	var errs []error
 	db.mu.Lock()

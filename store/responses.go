@@ -86,7 +86,6 @@ type Response struct {
 // the single writer once per batch instead of once each. AddResponse
 // returns when its answer is on disk.
 func (db *DB) AddResponse(ctx context.Context, token string, r Response) (int64, error) {
-	db.answersOnce.Do(func() { db.answers = newCommitter(db) })
 	req := &answerReq{token: token, r: r, done: make(chan struct{})}
 	if !db.answers.queue(req) {
 		return 0, errors.New("add response: database closed")
