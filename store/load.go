@@ -270,8 +270,7 @@ func (b *Batch) Category(ctx context.Context, productCode, groupID string) (stri
 // category the catalogs now know.
 func (b *Batch) Categorize(ctx context.Context) (int64, error) {
 	_, err := b.tx.ExecContext(ctx, `INSERT INTO rollup_dirty (kind, day, mark)
-		SELECT 'sales', (at - CASE WHEN at < 0 THEN 86399 ELSE 0 END) / 86400, ?
-		FROM purchase_lines WHERE category = '' AND product_code <> '' GROUP BY 2
+		SELECT 'sales', `+utcDaySQL("at")+`, ? FROM purchase_lines WHERE category = '' AND product_code <> '' GROUP BY 2
 		ON CONFLICT (kind, day) DO UPDATE SET mark = excluded.mark`, marks.Add(1))
 	if err != nil {
 		return 0, fmt.Errorf("categorize lines: %w", err)

@@ -69,6 +69,23 @@ func markDirty(ctx context.Context, tx *sql.Tx, kind string, t int64) error {
 	return err
 }
 
+// monthQuery sums the daily roll-up's rows of [?, ?) (local dates) by
+// keys, selecting keys then values.
+func (r rollup) monthQuery() string {
+	sums := make([]string, len(r.values))
+	for i, v := range r.values {
+		sums[i] = "sum(" + v + ")"
+	}
+	keys := strings.Join(r.keys, ", ")
+	return `SELECT ` + keys + `, ` + strings.Join(sums, ", ") + ` FROM ` + r.daily +
+		` WHERE day >= ? AND day < ? GROUP BY ` + keys
+}
+
+// utcDaySQL is utcDay of a column of unix times, in SQL.
+func utcDaySQL(col string) string {
+	return `((` + col + ` - CASE WHEN ` + col + ` < 0 THEN 86399 ELSE 0 END) / 86400)`
+}
+
 // utcDay is the day of unix time t, rounded down.
 func utcDay(t int64) int64 {
 	if t < 0 {
@@ -148,17 +165,11 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 			}
 		}
 		done += len(keys)
+		monthQuery := r.monthQuery()
 		for _, key := range sortedKeys(months) {
 			m := months[key]
-			sums := make([]string, len(r.values))
-			for i, v := range r.values {
-				sums[i] = "sum(" + v + ")"
-			}
-			keys := strings.Join(r.keys, ", ")
-			q := `SELECT ` + keys + `, ` + strings.Join(sums, ", ") + ` FROM ` + r.daily +
-				` WHERE day >= ? AND day < ? GROUP BY ` + keys
 			from, to := m.Format(time.DateOnly), m.AddDate(0, 1, 0).Format(time.DateOnly)
-			if err := db.roll(ctx, r, r.monthly, "month", key, q, from, to); err != nil {
+			if err := db.roll(ctx, r, r.monthly, "month", key, monthQuery, from, to); err != nil {
 				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, key, err)
 			}
 		}
@@ -236,7 +247,7 @@ func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
 	}
 	days := map[string][]int64{}
 	for _, r := range rollups {
-		rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT (`+r.sourceT+` - CASE WHEN `+r.sourceT+` < 0 THEN 86399 ELSE 0 END) / 86400 FROM `+r.source)
+		rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT `+utcDaySQL(r.sourceT)+` FROM `+r.source)
 		if err != nil {
 			return err
 		}
