@@ -176,7 +176,9 @@ func (db *DB) Directors(ctx context.Context) (map[string][]string, error) {
 	return out, rows.Err()
 }
 
-// FeedbackCounts counts answers of a period by category and tone.
+// FeedbackCounts counts answers of any period by category and tone, from
+// the answers themselves; the report reads the roll-ups (MonthlyFeedback),
+// which tests check against this.
 func (db *DB) FeedbackCounts(ctx context.Context, p Period, sc Scope) (map[Feedback]int64, error) {
 	from, to := p.args()
 	j := sc.sql()
@@ -209,7 +211,9 @@ type CategorySales struct {
 	Lines      int64
 }
 
-// SalesByCategory sums purchase lines of a period by product category.
+// SalesByCategory sums purchase lines of any period by product category,
+// from the lines themselves; the report reads the roll-ups
+// (MonthlySales), which tests check against this.
 func (db *DB) SalesByCategory(ctx context.Context, p Period, sc Scope) ([]CategorySales, error) {
 	from, to := p.args()
 	j := sc.sql()
