@@ -38,9 +38,13 @@ type chunk struct {
 	refs atomic.Int32
 }
 
+// Chunks are small so that a chunk is still in the CPU's cache when the
+// disk goroutine copies it into the page cache and the hash reads it: with
+// 1 MiB chunks the copy into the page cache took twice the CPU and FTP
+// downloads ran at half the rate (bench/RESULTS.md).
 const (
-	spoolChunk   = 1 << 20
-	spoolBuffers = 8
+	spoolChunk   = 64 << 10
+	spoolBuffers = 128 // 8 MiB in flight
 	spoolFlush   = 32 << 20
 )
 
