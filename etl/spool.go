@@ -44,7 +44,7 @@ type chunk struct {
 // downloads ran at half the rate (bench/RESULTS.md).
 const (
 	spoolChunk   = 64 << 10
-	spoolBuffers = 128 // 8 MiB in flight
+	spoolBuffers = 64 // 4 MiB in flight
 	spoolFlush   = 32 << 20
 )
 
