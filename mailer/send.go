@@ -130,14 +130,27 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Go(func() {
+			// Each connection renders its next message while the current
+			// one is on the wire.
+			ready := make(chan composed, 1)
+			go func() {
+				defer close(ready)
+				for o := range work {
+					c := composed{o: o}
+					if ctx.Err() == nil && !rec.failed() {
+						c.msg, c.id, c.err = d.compose(ctx, o)
+					}
+					ready <- c
+				}
+			}()
 			s := d.NewSender()
 			defer s.Close()
-			for o := range work {
+			for c := range ready {
 				if rec.failed() {
 					continue // a store failure: let the others drain
 				}
 				before := results[w]
-				d.sendOne(ctx, s, rec, limits, o, &results[w])
+				d.sendOne(ctx, s, rec, limits, c, &results[w])
 				if d.Progress != nil {
 					after := results[w]
 					d.Progress(int(sentN.Add(int64(after.Sent-before.Sent))),
@@ -261,14 +274,27 @@ func (r *recorder) close() error {
 	return r.err
 }
 
-// sendOne renders, sends and records one piece of mail. A store failure
-// is kept by the recorder; a send failure is recorded on the mail.
-func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limits []*rate.Limiter, o store.Outgoing, res *SendResult) {
+// composed is a piece of mail rendered for sending.
+type composed struct {
+	o   store.Outgoing
+	msg []byte
+	id  string // Message-ID
+	err error  // rendering failed
+}
+
+// sendOne sends and records one piece of mail. A store failure is kept
+// by the recorder; a send failure is recorded on the mail.
+func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limits []*rate.Limiter, c composed, res *SendResult) {
+	o, msg, msgID, err := c.o, c.msg, c.id, c.err
 	log := d.log().With("kind", o.Kind, "id", o.ID, "to", Mask(o.Email))
 	release := func() {
 		if err := d.DB.Release(context.WithoutCancel(ctx), o); err != nil {
 			log.Warn("release claim", "err", err)
 		}
+	}
+	if msg == nil && err == nil { // not rendered: the run is stopping
+		release()
+		return
 	}
 	for _, l := range limits {
 		if err := l.Wait(ctx); err != nil {
@@ -280,7 +306,6 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 		release()
 		return
 	}
-	msg, msgID, err := d.compose(ctx, o)
 	// From here on a crash leaves the mail "sending", then "unknown".
 	if !rec.start(o) {
 		return // expired or erased meanwhile, or the store failed
