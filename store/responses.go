@@ -170,14 +170,10 @@ func (c *committer) run() {
 // others; if the transaction itself fails, every answer of the batch gets
 // the error and none is stored.
 func (c *committer) write(batch []*answerReq) {
-	// Not a request's context: the batch belongs to all of them. The
-	// timeout bounds the wait for the writer and the transaction; the
-	// statements inside run without one (see Batch.exec: an interruptible
-	// statement costs a goroutine, and these wait for no lock).
-	txCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Not a request's context: the batch belongs to all of them.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ctx := context.WithoutCancel(txCtx)
-	err := c.db.tx(txCtx, func(tx *sql.Tx) error {
+	err := c.db.tx(ctx, func(tx *sql.Tx) error {
 		for _, req := range batch {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT answer`); err != nil {
 				return err
