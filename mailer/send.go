@@ -274,7 +274,9 @@ func (r *recorder) close() error {
 	return r.err
 }
 
-// composed is a piece of mail rendered for sending.
+// composed is a piece of mail rendered for sending. Mail taken after the
+// run was stopped is not rendered: sendOne releases it when it sees ctx
+// done.
 type composed struct {
 	o   store.Outgoing
 	msg []byte
@@ -291,10 +293,6 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 		if err := d.DB.Release(context.WithoutCancel(ctx), o); err != nil {
 			log.Warn("release claim", "err", err)
 		}
-	}
-	if msg == nil && err == nil { // not rendered: the run is stopping
-		release()
-		return
 	}
 	for _, l := range limits {
 		if err := l.Wait(ctx); err != nil {
