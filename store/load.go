@@ -72,7 +72,7 @@ func (b *Batch) exec(ctx context.Context, query string, args ...any) (bool, erro
 	// Without cancellation: for a statement whose context can end, the
 	// driver starts a goroutine and a progress handler to interrupt it,
 	// which cost more than the insert itself. A load is stopped between
-	// rows (its reader stops and the batch is rolled back), and a
+	// chunks of rows (its reader stops and the batch is rolled back), and a
 	// statement inside the batch's transaction never waits for a lock.
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
 	if err != nil {
