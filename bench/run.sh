@@ -61,7 +61,8 @@ echo "$report_out"
 	echo "A file of 1 GiB on local OpenSSH sshd and vsftpd, downloaded three times by each tool in turn;"
 	echo "the best time of each counts. otklik downloads as ingest does: into the spool, with sha256 and"
 	echo "the encoding check computed on the way, and fsync. The tools are timed to the same point: their"
-	echo "output file fsynced. otklik runs in a child process so that its peak RSS is its own."
+	echo "output file fsynced. otklik runs in a child process so that its peak RSS is its own. Each"
+	echo "tool starts after sync and a 2 s pause, not during the previous one's writeback."
 	echo
 	echo "$dl_out" | grep '^|'
 	echo
