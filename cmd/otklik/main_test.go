@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/otklik/otklik/etl/sample"
+	"github.com/otklik/otklik/mailer/inbox"
 )
 
 // run calls Main in-process and returns its exit status and output.
@@ -254,5 +255,53 @@ func TestDependencies(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMain_CheckListsWhatSourcesWouldTake: check connects to every
+// source and lists the files it would take, reports a source it cannot
+// reach without stopping at it, and exits 1.
+func TestMain_CheckListsWhatSourcesWouldTake(t *testing.T) {
+	box, err := inbox.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "office"), 0o755)
+	for _, name := range []string{"purchases_2026-11-01.csv", "customers.csv", "notes.txt"} {
+		os.WriteFile(filepath.Join(dir, "office", name), []byte("x"), 0o644)
+	}
+	path := filepath.Join(dir, "otklik.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`database: otklik.db
+spool: spool
+sources:
+  - name: gone
+    dir: gone
+  - name: office
+    dir: office
+smtp:
+  address: %s
+  from: "Магазин <noreply@example.ru>"
+  tls: none
+survey:
+  base_url: https://otklik.example.ru
+`, box.Addr())), 0o644)
+	code, out, errs := run(t, "--config", path, "check")
+	if code != 1 {
+		t.Fatalf("check exited %d, want 1 (one source is missing): %s %s", code, out, errs)
+	}
+	flat := strings.Join(strings.Fields(out), " ") // column widths vary
+	for _, want := range []string{
+		"source office OK 2 files match a feed: customers.csv, purchases_2026-11-01.csv",
+		"source gone FAIL local: list",
+		"smtp " + box.Addr() + " OK",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "notes.txt") {
+		t.Errorf("check lists a file no feed takes:\n%s", out)
 	}
 }
