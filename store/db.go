@@ -76,7 +76,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	db := &DB{write: w, path: path, Now: time.Now}
 	db.answers = newCommitter(db)
-	if err := db.checkPragmas(ctx, w); err != nil {
+	if err := db.firstConn(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -109,6 +109,30 @@ func dsn(path string, readOnly bool) string {
 	}
 	return "file:" + path + "?" + q.Encode()
 }
+
+// firstConn opens the writer's first connection and checks its pragmas.
+// Switching a new file to WAL needs a lock that SQLite takes without its
+// busy handler, so a second process opening the same new database at that
+// moment (the daemon's first start, `otklik status` beside it) gets
+// SQLITE_BUSY; it waits and tries again, as long as the busy timeout.
+func (db *DB) firstConn(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(busyTimeoutMS * time.Millisecond)
+	for {
+		err := db.checkPragmas(ctx, w)
+		var se interface{ Code() int }
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// sqliteBusy is SQLITE_BUSY, the primary result code.
+const sqliteBusy = 5
 
 // checkPragmas reads back what the DSN set: modernc versions before 1.55
 // silently ignored unknown DSN keys, leaving busy_timeout at 0.
