@@ -115,6 +115,9 @@ var errChanged = errors.New("changed while read")
 // a store or spool failure stops the run with an error.
 func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error) {
 	res := Result{Sources: map[string]error{}}
+	if err := in.rollUp(ctx); err != nil {
+		return res, err
+	}
 	restore, err := in.DB.LoadCache(ctx)
 	if err != nil {
 		return res, err
@@ -164,7 +167,9 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 }
 
 // rollUp brings the daily roll-ups up to date with what was loaded, so
-// that reports never scan the lines.
+// that reports never scan the lines. Before a load it builds them if they
+// were never built, so that the load's batches can add to them instead
+// of marking days for a later refresh.
 func (in *Ingester) rollUp(ctx context.Context) error {
 	zone := in.Zone
 	if zone == nil {

@@ -281,6 +281,9 @@ func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string
 		}
 		byDir[dir] = append(byDir[dir], Entry{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
 	}
+	if err := in.rollUp(ctx); err != nil {
+		return res, err
+	}
 	restore, err := in.DB.LoadCache(ctx)
 	if err != nil {
 		return res, err

@@ -46,8 +46,8 @@ type Batch struct {
 	tx     *sql.Tx
 	fileID int64
 	stmts  map[string]*sql.Stmt
-	// salesDays are the UTC days of the lines added, for the roll-ups.
-	salesDays map[int64]bool
+	// sales tracks the lines added, for the roll-ups.
+	sales salesDelta
 }
 
 // BeginBatch starts a batch for the file with the given ledger id.
@@ -56,7 +56,7 @@ func (db *DB) BeginBatch(ctx context.Context, fileID int64) (*Batch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin batch: %w", err)
 	}
-	return &Batch{db: db, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{}}, nil
+	return &Batch{db: db, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{}, sales: salesDelta{before: -1}}, nil
 }
 
 func (b *Batch) exec(ctx context.Context, query string, args ...any) (bool, error) {
@@ -126,16 +126,18 @@ const insertLine = `INSERT INTO purchase_lines (store_code, receipt, line, at, c
 // AddPurchaseLine inserts a line unless (store, receipt, line) is loaded.
 func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, error) {
 	at := p.At.UTC().Unix()
+	if b.sales.before < 0 {
+		if err := b.tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM purchase_lines`).Scan(&b.sales.before); err != nil {
+			return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
+		}
+	}
 	ok, err := b.exec(ctx, insertLine, p.StoreCode, p.Receipt, p.Line, at, p.CustomerCode,
 		p.ProductCode, p.Product, p.Category, p.QtyMilli, p.PriceKop, p.SumKop, p.Seller, b.fileID)
 	if err != nil {
 		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
 	}
 	if ok {
-		if b.salesDays == nil {
-			b.salesDays = map[int64]bool{}
-		}
-		b.salesDays[utcDay(at)] = true
+		b.sales.add(at, p.StoreCode, p.Category)
 	}
 	return ok, nil
 }
@@ -159,16 +161,14 @@ func (b *Batch) AddReject(ctx context.Context, line int, field, reason string) e
 	return nil
 }
 
-// Commit commits the batch, with the days whose sales it changed marked
-// for the roll-ups.
+// Commit commits the batch with the sales roll-ups brought up to date
+// with its lines, or the days it changed marked for a refresh.
 func (b *Batch) Commit() error {
 	for _, st := range b.stmts {
 		st.Close()
 	}
-	for day := range b.salesDays {
-		if _, err := b.tx.Exec(markDirtySQL, rollupSales, day, marks.Add(1)); err != nil {
-			return fmt.Errorf("commit batch: %w", err)
-		}
+	if err := b.rollSales(context.Background()); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
 	}
 	if err := b.tx.Commit(); err != nil {
 		return fmt.Errorf("commit batch: %w", err)

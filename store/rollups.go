@@ -12,10 +12,18 @@ import (
 	"time"
 )
 
-// A rollup keeps sums of raw rows per local day and per month. Loads and
-// answers mark the UTC days they change (markDirty); RefreshRollups
-// recomputes those days from the raw rows, then their months from the
-// days. The report reads only the monthly sums.
+// A rollup keeps sums of raw rows per local day and per month. Answers,
+// and loads whose days are not up to date, mark the UTC days they change
+// (markDirty); RefreshRollups recomputes those days from the raw rows,
+// then their months from the days. A load's batch adds its lines' sums
+// to the days that are up to date (rollSales). The report reads only the
+// monthly sums.
+//
+// A day is written from a reader's snapshot, so a batch must not add to
+// a day while a refresh may be recomputing it: it adds only to local days
+// none of whose UTC days is marked, and a refresh clears a mark only
+// after writing the days it covers. A month is recomputed from its days
+// inside one write transaction, so no batch's sums fall between.
 type rollup struct {
 	kind            string
 	daily, monthly  string
@@ -154,7 +162,7 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 			wg.Go(func() {
 				for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
 					t := days[keys[i]]
-					errs[i] = db.roll(ctx, r, r.daily, "day", keys[i], r.query, t.Unix(), t.AddDate(0, 0, 1).Unix())
+					errs[i] = db.rollDay(ctx, r, keys[i], t.Unix(), t.AddDate(0, 0, 1).Unix())
 				}
 			})
 		}
@@ -165,11 +173,10 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 			}
 		}
 		done += len(keys)
-		monthQuery := r.monthQuery()
 		for _, key := range sortedKeys(months) {
 			m := months[key]
 			from, to := m.Format(time.DateOnly), m.AddDate(0, 1, 0).Format(time.DateOnly)
-			if err := db.roll(ctx, r, r.monthly, "month", key, monthQuery, from, to); err != nil {
+			if err := db.rollMonth(ctx, r, key, from, to); err != nil {
 				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, key, err)
 			}
 		}
@@ -189,10 +196,14 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 	return done, nil
 }
 
-// roll replaces the rows of one day (or month: col) of a roll-up table
-// with what query, run on a reader with from and to, sums.
-func (db *DB) roll(ctx context.Context, r rollup, table, col, key, query string, from, to any) error {
-	rows, err := db.read.QueryContext(ctx, query, from, to)
+// rollDayHook, if set by a test, runs between the read and the write of
+// a day's roll-up.
+var rollDayHook func()
+
+// rollDay replaces the rows of one day of a daily roll-up with the sums of
+// the raw rows of [from, to), read on a reader.
+func (db *DB) rollDay(ctx context.Context, r rollup, day string, from, to int64) error {
+	rows, err := db.read.QueryContext(ctx, r.query, from, to)
 	if err != nil {
 		return err
 	}
@@ -201,7 +212,7 @@ func (db *DB) roll(ctx context.Context, r rollup, table, col, key, query string,
 	var vals [][]any
 	for rows.Next() {
 		row := make([]any, n+1)
-		row[0] = key
+		row[0] = day
 		ptrs := make([]any, n)
 		for i := range ptrs {
 			ptrs[i] = &row[i+1]
@@ -214,10 +225,13 @@ func (db *DB) roll(ctx context.Context, r rollup, table, col, key, query string,
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	cols := append(append([]string{col}, r.keys...), r.values...)
-	insert := `INSERT INTO ` + table + ` (` + strings.Join(cols, ", ") + `) VALUES (?` + strings.Repeat(", ?", n) + `)`
+	if rollDayHook != nil {
+		rollDayHook()
+	}
+	cols := append(append([]string{"day"}, r.keys...), r.values...)
+	insert := `INSERT INTO ` + r.daily + ` (` + strings.Join(cols, ", ") + `) VALUES (?` + strings.Repeat(", ?", n) + `)`
 	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+col+` = ?`, key); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.daily+` WHERE day = ?`, day); err != nil {
 			return err
 		}
 		st, err := tx.PrepareContext(ctx, insert)
@@ -234,9 +248,25 @@ func (db *DB) roll(ctx context.Context, r rollup, table, col, key, query string,
 	})
 }
 
+// rollMonth replaces the rows of a month of a monthly roll-up with the
+// sums of its days [from, to), in one write transaction.
+func (db *DB) rollMonth(ctx context.Context, r rollup, month, from, to string) error {
+	cols := strings.Join(append(append([]string{"month"}, r.keys...), r.values...), ", ")
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.monthly+` WHERE month = ?`, month); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+r.monthly+` (`+cols+`) SELECT ?, * FROM (`+r.monthQuery()+`)`,
+			month, from, to)
+		return err
+	})
+}
+
 // checkRollupZone rebuilds every roll-up when they were never built or
 // were built in another zone: it empties them and marks every day that
-// has raw rows (found on a reader; rows loaded meanwhile mark their own).
+// has raw rows (found on a reader). The zone is cleared first, so that
+// the lines loaded meanwhile mark their days instead of adding to sums
+// about to be emptied.
 func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
 	var was string
 	if err := db.read.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&was); err != nil {
@@ -244,6 +274,15 @@ func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
 	}
 	if was == zone.String() {
 		return nil
+	}
+	if was != "" {
+		err := db.tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE rollup_state SET zone = ''`)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	days := map[string][]int64{}
 	for _, r := range rollups {

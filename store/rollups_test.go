@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -163,4 +164,186 @@ func mustSales(t *testing.T, db *store.DB, zone *time.Location, month time.Month
 		t.Fatal(err)
 	}
 	return s[m.Format("2006-01")]
+}
+
+// Batches large enough add their lines' sums to the roll-ups as they
+// commit, so a refresh after them recomputes nothing; small batches mark
+// their days. Whatever the mix, and with a refresh running beside the
+// loads at any moment, the roll-ups stay equal to the raw lines: receipts
+// split across batches and categories count once a day, lines near
+// midnight fall on the zone's day, duplicates add nothing.
+func TestRollups_BatchSumsMatchRawRows(t *testing.T) {
+	ctx := context.Background()
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprint("concurrent refresh ", concurrent), func(t *testing.T) {
+			db := open(t)
+			refresh := func() int {
+				t.Helper()
+				days, err := db.RefreshRollups(ctx, moscow)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return days
+			}
+			sameAsRaw := func(step string) {
+				t.Helper()
+				for _, sc := range []store.Scope{nil, {"1"}, {"2"}} {
+					for _, month := range []time.Month{10, 11} {
+						m := time.Date(2026, month, 1, 0, 0, 0, 0, moscow)
+						sales, err := db.MonthlySales(ctx, m, m, sc)
+						if err != nil {
+							t.Fatal(err)
+						}
+						raw, err := db.SalesByCategory(ctx, store.Period{From: m, To: m.AddDate(0, 1, 0)}, sc)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got := sales[m.Format("2006-01")]; !slices.Equal(got, raw) {
+							t.Fatalf("%s, stores %v, %s: roll-up %+v, the lines give %+v", step, sc, m.Format("2006-01"), got, raw)
+						}
+					}
+				}
+			}
+			refresh()
+			rng := rand.New(rand.NewPCG(1, 2))
+			base := time.Date(2026, 10, 30, 0, 0, 0, 0, time.UTC)
+			// Each receipt has one time, some near midnight in Moscow or in UTC.
+			receiptAt := func(r int) time.Time {
+				hours := []time.Duration{20*time.Hour + 59*time.Minute, 21 * time.Hour, 23*time.Hour + 59*time.Minute, 12 * time.Hour}
+				return base.AddDate(0, 0, r%3).Add(hours[r%len(hours)])
+			}
+			// batch adds n lines of receipts first to first+80.
+			batch := func(n, first int) {
+				t.Helper()
+				b, err := db.BeginBatch(ctx, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range n {
+					r := first + rng.IntN(80)
+					qty := int64(1000)
+					if r%9 == 0 {
+						qty = -1000
+					}
+					_, err := b.AddPurchaseLine(ctx, store.PurchaseLine{StoreCode: fmt.Sprint(1 + r%2), Receipt: fmt.Sprint("r", r),
+						Line: 1 + rng.IntN(1000), At: receiptAt(r), Category: []string{"Диваны", "Свет"}[rng.IntN(2)],
+						QtyMilli: qty, SumKop: qty * int64(1+rng.IntN(50))})
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := b.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stop := make(chan struct{})
+			refreshed := make(chan error, 1)
+			go func() {
+				var err error
+				for concurrent && err == nil {
+					select {
+					case <-stop:
+						refreshed <- nil
+						return
+					default:
+					}
+					_, err = db.RefreshRollups(ctx, moscow)
+				}
+				refreshed <- err
+			}()
+			added := 0
+			for i := range 30 {
+				batch([]int{3, 60, 200}[i%3], 0)
+				if !concurrent {
+					// Only the days the small batches marked are recomputed:
+					// the others hold the sums the batches added.
+					if days := refresh(); days == 0 {
+						added++
+					}
+					sameAsRaw(fmt.Sprint("batch ", i))
+				}
+			}
+			close(stop)
+			if err := <-refreshed; err != nil {
+				t.Fatal(err)
+			}
+			refresh()
+			sameAsRaw("after the loads")
+			if !concurrent && added < 10 {
+				t.Errorf("%d of 30 batches added their sums, want at least 10", added)
+			}
+			batch(400, 1000)
+			if days := refresh(); days != 0 {
+				t.Errorf("refresh after a large batch: %d days recomputed, want 0: the batch adds its sums", days)
+			}
+			sameAsRaw("after a large batch")
+		})
+	}
+}
+
+// In a zone with summer time, a batch whose days see the offset change
+// marks them for the refresh; one that does not adds its sums. (Each goes
+// to days that hold enough lines for sums to pay.)
+func TestRollups_BatchAcrossSummerTime(t *testing.T) {
+	ctx := context.Background()
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := open(t)
+	if _, err := db.RefreshRollups(ctx, berlin); err != nil {
+		t.Fatal(err)
+	}
+	load := func(first time.Time, n int, step time.Duration) {
+		t.Helper()
+		b, err := db.BeginBatch(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			at := first.Add(time.Duration(i) * step)
+			if _, err := b.AddPurchaseLine(ctx, store.PurchaseLine{StoreCode: "1", Receipt: at.Format(time.DateTime), Line: 1,
+				At: at, Category: "Свет", QtyMilli: 1000, SumKop: 100}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		first    time.Time
+		wantDays bool
+	}{
+		{time.Date(2026, 10, 24, 0, 0, 0, 0, time.UTC), true}, // clocks go back on 25 October
+		{time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC), false},
+	} {
+		load(c.first, 48, time.Hour)
+		if _, err := db.RefreshRollups(ctx, berlin); err != nil {
+			t.Fatal(err)
+		}
+		load(c.first.Add(time.Minute), 8, 6*time.Hour)
+		days, err := db.RefreshRollups(ctx, berlin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (days > 0) != c.wantDays {
+			t.Errorf("lines from %s: %d days recomputed, want some: %v", c.first, days, c.wantDays)
+		}
+	}
+	for _, month := range []time.Month{10, 11} {
+		m := time.Date(2026, month, 1, 0, 0, 0, 0, berlin)
+		got := mustSales(t, db, berlin, month)
+		raw, err := db.SalesByCategory(ctx, store.Period{From: m, To: m.AddDate(0, 1, 0)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, raw) || len(raw) != 1 || raw[0].Lines != 56 {
+			t.Errorf("%s: roll-up %+v, the lines give %+v (want 56 lines)", m.Format("2006-01"), got, raw)
+		}
+	}
 }

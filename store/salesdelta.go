@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// A batch adds its lines' sums to the sales roll-ups when that is cheaper
+// than recomputing its days after the load. It must add at least
+// linesPerGroup lines, on average, to each (day, store, category) it
+// touches: a small batch (one cut short for a survey answer) only marks
+// its days, one statement a day instead of two a group. And the days must
+// already hold at least linesHeld times its lines: the first load of a
+// day marks it, and the refresh reads its lines once, on the readers, in
+// parallel, where sums in each batch would cost the load more.
+const (
+	linesPerGroup = 2
+	linesHeld     = 4
+)
+
+// salesDelta tracks the purchase lines a batch adds. Where it pays, its
+// commit adds their sums to the sales roll-ups in the same transaction,
+// so that the refresh after the load does not read those days again: a
+// re-delivered export that is mostly loaded already costs about what its
+// new lines cost. Days whose roll-ups are not up to date (marked, or
+// never built) are marked again instead, and the refresh recomputes them
+// from the raw lines.
+type salesDelta struct {
+	// before is the largest rowid of purchase_lines before the batch's
+	// first line, -1 until then: the batch's lines are the rows above it.
+	before int64
+	lines  int
+	days   map[int64]bool // UTC days of the lines
+	groups map[salesGroup]bool
+}
+
+type salesGroup struct {
+	day             int64 // UTC
+	store, category string
+}
+
+func (d *salesDelta) add(at int64, storeCode, category string) {
+	if d.days == nil {
+		d.days, d.groups = map[int64]bool{}, map[salesGroup]bool{}
+	}
+	day := utcDay(at)
+	d.lines++
+	d.days[day] = true
+	d.groups[salesGroup{day, storeCode, category}] = true
+}
+
+// salesKey is a row of sales_daily (day "2006-01-02") or sales_monthly
+// (month "2006-01").
+type salesKey struct{ period, store, category string }
+
+type salesSums struct{ revenue, returns, receipts, lines int64 }
+
+// rollSales brings the sales roll-ups up to date with the batch's lines,
+// inside its transaction: it adds their sums to the local days that are
+// up to date and marks the others for a refresh. The sums are made by
+// SQLite over the batch's rows, with the local day as an offset from UTC:
+// a batch whose days see the zone's offset change (summer time) marks
+// them instead.
+func (b *Batch) rollSales(ctx context.Context) error {
+	d := &b.sales
+	if d.lines == 0 {
+		return nil
+	}
+	if len(d.groups)*linesPerGroup > d.lines {
+		return b.markSales(ctx, d.days)
+	}
+	zone, err := rollupZone(ctx, b.tx)
+	if err != nil {
+		return err
+	}
+	offset, fixed := fixedOffset(zone, d.days)
+	if !fixed {
+		return b.markSales(ctx, d.days)
+	}
+	dirty, err := b.dirtySales(ctx)
+	if err != nil {
+		return err
+	}
+	var first, last int64 = 1 << 62, -1 << 62
+	for day := range d.days {
+		first, last = min(first, day), max(last, day)
+	}
+	var held int64
+	if err := b.tx.QueryRowContext(ctx, `SELECT coalesce(sum(lines), 0) FROM sales_daily WHERE day >= ? AND day <= ?`,
+		time.Unix(first*86400, 0).UTC().AddDate(0, 0, -1).Format(time.DateOnly),
+		time.Unix(last*86400, 0).UTC().AddDate(0, 0, 1).Format(time.DateOnly)).Scan(&held); err != nil {
+		return fmt.Errorf("sales roll-up: %w", err)
+	}
+	if held < int64(d.lines)*linesHeld {
+		return b.markSales(ctx, d.days)
+	}
+	// A local day L is [L*86400 - offset, (L+1)*86400 - offset) in unix
+	// time: stale if a UTC day it covers is marked.
+	var stale []int64
+	staleUTC := map[int64]bool{}
+	for day := range d.days {
+		for _, l := range []int64{utcDay(day*86400 + offset), utcDay(day*86400 + 86399 + offset)} {
+			if anyDay(dirty, l*86400-offset, (l+1)*86400-offset) && !slices.Contains(stale, l) {
+				stale = append(stale, l)
+			}
+		}
+	}
+	for day := range d.days {
+		for _, l := range stale {
+			if day*86400 < (l+1)*86400-offset && (day+1)*86400 > l*86400-offset {
+				staleUTC[day] = true
+			}
+		}
+	}
+	staleJSON, _ := json.Marshal(append([]int64{}, stale...))
+	// The batch's lines by local day, store and category; a receipt counts
+	// on a day unless a line of it in that category was loaded before.
+	local := utcDaySQL("(n.at + ?2)")
+	rows, err := b.tx.QueryContext(ctx, `SELECT `+local+` AS day, n.store_code, n.category,
+		coalesce(sum(CASE WHEN n.qty_milli > 0 THEN n.sum_kop END), 0),
+		coalesce(-sum(CASE WHEN n.qty_milli < 0 THEN n.sum_kop END), 0),
+		count(DISTINCT CASE WHEN NOT EXISTS (SELECT 1 FROM purchase_lines o WHERE o.store_code = n.store_code
+			AND o.receipt = n.receipt AND o.rowid <= ?1 AND o.category = n.category
+			AND `+utcDaySQL("(o.at + ?2)")+` = `+local+`) THEN n.receipt END),
+		count(*)
+		FROM purchase_lines n WHERE n.rowid > ?1 AND day NOT IN (SELECT value FROM json_each(?3))
+		GROUP BY 1, 2, 3`, d.before, offset, string(staleJSON))
+	if err != nil {
+		return fmt.Errorf("sales roll-up: %w", err)
+	}
+	defer rows.Close()
+	daily := map[salesKey]*salesSums{}
+	monthly := map[salesKey]*salesSums{}
+	for rows.Next() {
+		var day int64
+		var k salesKey
+		var s salesSums
+		if err := rows.Scan(&day, &k.store, &k.category, &s.revenue, &s.returns, &s.receipts, &s.lines); err != nil {
+			return fmt.Errorf("sales roll-up: %w", err)
+		}
+		k.period = time.Unix(day*86400, 0).UTC().Format(time.DateOnly)
+		daily[k] = &s
+		m := salesKey{k.period[:len("2006-01")], k.store, k.category}
+		ms := monthly[m]
+		if ms == nil {
+			ms = &salesSums{}
+			monthly[m] = ms
+		}
+		ms.revenue += s.revenue
+		ms.returns += s.returns
+		ms.receipts += s.receipts
+		ms.lines += s.lines
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sales roll-up: %w", err)
+	}
+	rows.Close()
+	if err := b.addSales(ctx, "sales_daily", "day", daily); err != nil {
+		return err
+	}
+	if err := b.addSales(ctx, "sales_monthly", "month", monthly); err != nil {
+		return err
+	}
+	return b.markSales(ctx, staleUTC)
+}
+
+// fixedOffset returns zone's offset from UTC in seconds if it is the same
+// throughout the UTC days given and the days either side of them.
+func fixedOffset(zone *time.Location, days map[int64]bool) (int64, bool) {
+	if zone == nil {
+		return 0, false
+	}
+	offset, first := int64(0), true
+	for day := range days {
+		for t := (day - 1) * 86400; t <= (day+2)*86400; t += 86400 {
+			_, off := time.Unix(t, 0).In(zone).Zone()
+			if first {
+				offset, first = int64(off), false
+			} else if int64(off) != offset {
+				return 0, false
+			}
+		}
+	}
+	return offset, !first
+}
+
+// addSales adds sums to the rows of a sales roll-up table.
+func (b *Batch) addSales(ctx context.Context, table, col string, sums map[salesKey]*salesSums) error {
+	if len(sums) == 0 {
+		return nil
+	}
+	st, err := b.tx.PrepareContext(ctx, `INSERT INTO `+table+` (`+col+`, store_code, category, revenue_kop, returns_kop, receipts, lines)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (`+col+`, store_code, category) DO UPDATE SET revenue_kop = revenue_kop + excluded.revenue_kop,
+			returns_kop = returns_kop + excluded.returns_kop, receipts = receipts + excluded.receipts, lines = lines + excluded.lines`)
+	if err != nil {
+		return fmt.Errorf("sales roll-up: %w", err)
+	}
+	defer st.Close()
+	for k, s := range sums {
+		if _, err := st.ExecContext(ctx, k.period, k.store, k.category, s.revenue, s.returns, s.receipts, s.lines); err != nil {
+			return fmt.Errorf("sales roll-up of %s: %w", k.period, err)
+		}
+	}
+	return nil
+}
+
+// markSales marks UTC days for the refresh to recompute.
+func (b *Batch) markSales(ctx context.Context, days map[int64]bool) error {
+	for day := range days {
+		if _, err := b.tx.ExecContext(ctx, markDirtySQL, rollupSales, day, marks.Add(1)); err != nil {
+			return fmt.Errorf("mark sales roll-up: %w", err)
+		}
+	}
+	return nil
+}
+
+// dirtySales returns the UTC days marked for the sales roll-up's refresh.
+func (b *Batch) dirtySales(ctx context.Context) (map[int64]bool, error) {
+	rows, err := b.tx.QueryContext(ctx, `SELECT day FROM rollup_dirty WHERE kind = ?`, rollupSales)
+	if err != nil {
+		return nil, fmt.Errorf("sales roll-up: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]bool{}
+	for rows.Next() {
+		var day int64
+		if err := rows.Scan(&day); err != nil {
+			return nil, fmt.Errorf("sales roll-up: %w", err)
+		}
+		out[day] = true
+	}
+	return out, rows.Err()
+}
+
+// rollupZone returns the zone the roll-ups are built in, nil if they are
+// not built (or are being rebuilt).
+func rollupZone(ctx context.Context, tx *sql.Tx) (*time.Location, error) {
+	var name string
+	if err := tx.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
+		return nil, fmt.Errorf("roll-up zone: %w", err)
+	}
+	if name == "" {
+		return nil, nil
+	}
+	zone, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, nil // a zone without a name to load it by: refresh instead
+	}
+	return zone, nil
+}
+
+// anyDay reports whether any UTC day of the times [from, to) is in days.
+func anyDay(days map[int64]bool, from, to int64) bool {
+	for d := utcDay(from); d <= utcDay(to-1); d++ {
+		if days[d] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,81 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A batch that commits while a refresh is recomputing a local day from
+// its snapshot must not add to that day, even when the line's own UTC day
+// is not marked: the local day also covers a marked UTC day, and the
+// refresh's write would erase the sums. It marks its day instead, and the
+// next refresh counts it.
+func TestRollSales_DuringRefreshOfTheLocalDay(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "otklik.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(at time.Time, receipts ...string) {
+		t.Helper()
+		b, err := db.BeginBatch(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range receipts {
+			if _, err := b.AddPurchaseLine(ctx, PurchaseLine{StoreCode: "1", Receipt: r, Line: 1, At: at,
+				Category: "Диваны", QtyMilli: 1000, SumKop: 100}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.RefreshRollups(ctx, moscow); err != nil {
+		t.Fatal(err)
+	}
+	// 15:00 on 31 October in Moscow marks UTC 31 October; 01:00 on 31
+	// October in Moscow is still UTC 30 October, which is not marked.
+	load(time.Date(2026, 10, 31, 12, 0, 0, 0, time.UTC), "a")
+	var once sync.Once
+	rollDayHook = func() {
+		once.Do(func() {
+			var many []string
+			for i := range 8 {
+				many = append(many, fmt.Sprint("b", i))
+			}
+			load(time.Date(2026, 10, 30, 22, 0, 0, 0, time.UTC), many...)
+		})
+	}
+	defer func() { rollDayHook = nil }()
+	if _, err := db.RefreshRollups(ctx, moscow); err != nil {
+		t.Fatal(err)
+	}
+	rollDayHook = nil
+	if _, err := db.RefreshRollups(ctx, moscow); err != nil {
+		t.Fatal(err)
+	}
+	oct := time.Date(2026, 10, 1, 0, 0, 0, 0, moscow)
+	sales, err := db.MonthlySales(ctx, oct, oct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := db.SalesByCategory(ctx, Period{From: oct, To: oct.AddDate(0, 1, 0)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sales["2026-10"]; !slices.Equal(got, raw) || len(raw) != 1 || raw[0].Lines != 9 {
+		t.Errorf("October: roll-up %+v, the lines give %+v (want 9 lines)", got, raw)
+	}
+}
