@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/ ./survey/)
+go_cmd=(go test -run '^$' -bench . -benchmem -count 3 ./etl/ ./mailer/ ./store/ ./survey/)
 dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenchmark$' -v ./etl/)
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
 big_cmd=(env OTKLIK_BENCH=1 OTKLIK_BENCH_ROWS=10000000 go test -count=1 -timeout 60m -run '^TestIngestBenchmark$' -v ./cmd/otklik/)

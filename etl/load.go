@@ -74,7 +74,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		if held := time.Since(began); pending < size && held < batchTime && (held < yieldAfter || !in.DB.WriterWaiting()) {
 			return nil
 		}
-		if err := batch.Checkpoint(ctx, pos, c); err != nil {
+		if err := batch.Checkpoint(ctx, pos, &c); err != nil {
 			return err
 		}
 		pending, began = 0, time.Now()
@@ -86,14 +86,15 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		c.Rejected++
 		return batch.AddReject(ctx, e.Line, e.Field, e.Reason)
 	}
-	added := func(ok bool, err error) error {
+	added := func(o outcome, err error) error {
 		if err != nil {
 			return err
 		}
 		pending++
-		if ok {
+		switch o {
+		case loadedRow:
 			c.Loaded++
-		} else {
+		case duplicateRow:
 			c.Duplicate++
 		}
 		return nil
@@ -101,25 +102,25 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	// parse reads a row into what writes it (nil if the row is bad).
 	// Rows are read and parsed in a goroutine of their own while this one
 	// writes them; what parse returns uses the batch of the moment.
-	var parse func(r *csvRow) (func() (bool, error), *RowError)
+	var parse func(r *csvRow) (func() (outcome, error), *RowError)
 	switch feedName {
 	case FeedStores:
-		parse = func(r *csvRow) (func() (bool, error), *RowError) {
+		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			s, bad := parseStore(r)
-			return func() (bool, error) { return batch.AddStore(ctx, s) }, bad
+			return func() (outcome, error) { return outcomeOf(batch.AddStore(ctx, s)) }, bad
 		}
 	case FeedCustomers:
-		parse = func(r *csvRow) (func() (bool, error), *RowError) {
+		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			cu, bad := parseCustomer(r)
-			return func() (bool, error) { return batch.AddCustomer(ctx, cu) }, bad
+			return func() (outcome, error) { return outcomeOf(batch.AddCustomer(ctx, cu)) }, bad
 		}
 	case FeedPurchases:
-		parse = func(r *csvRow) (func() (bool, error), *RowError) {
+		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			p, bad := parsePurchase(r, zone)
-			return func() (bool, error) { return batch.AddPurchaseLine(ctx, p) }, bad
+			return func() (outcome, error) { return queuedRow, batch.QueuePurchaseLine(ctx, p) }, bad
 		}
 	case FeedPromoCodes:
-		parse = func(r *csvRow) (func() (bool, error), *RowError) {
+		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			code := r.get("code")
 			if code == "" {
 				return nil, rowErr(r, "code", "empty promo code")
@@ -127,7 +128,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			if len(code) > 64 || strings.ContainsFunc(code, unicode.IsSpace) {
 				return nil, rowErr(r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code)
 			}
-			return func() (bool, error) { return batch.AddPromoCode(ctx, code) }, nil
+			return func() (outcome, error) { return outcomeOf(batch.AddPromoCode(ctx, code)) }, nil
 		}
 	case FeedOrders:
 		f.Seek(0, io.SeekStart)
@@ -143,7 +144,8 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		if x.sales == 0 && x.usable == 0 && x.skipped != "" && resume.Checkpoint == 0 {
 			return c, &FileError{Reason: "nothing to load: " + x.skipped}
 		}
-		return c, batch.Checkpoint(ctx, last, c)
+		err := batch.Checkpoint(ctx, last, &c)
+		return c, err
 	default:
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}
@@ -170,15 +172,33 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	if err := readErr(); err != nil {
 		return c, err
 	}
-	return c, batch.Checkpoint(ctx, last, c)
+	err = batch.Checkpoint(ctx, last, &c)
+	return c, err
 }
 
 // parsedRow is a CSV row read and checked: what writes it, or why it is
 // rejected.
 type parsedRow struct {
 	line  int
-	write func() (bool, error)
+	write func() (outcome, error)
 	bad   *RowError
+}
+
+// outcome is what writing a row did.
+type outcome int8
+
+const (
+	duplicateRow outcome = iota
+	loadedRow
+	queuedRow // to be written with others: the batch's checkpoint counts it
+)
+
+// outcomeOf maps a store Add method's result to an outcome.
+func outcomeOf(loaded bool, err error) (outcome, error) {
+	if loaded {
+		return loadedRow, err
+	}
+	return duplicateRow, err
 }
 
 // readAhead reads and parses the rows after line skip in a goroutine and
@@ -186,7 +206,7 @@ type parsedRow struct {
 // writes. The channel is closed when the file is read or ctx is done;
 // then wait returns the reader's error.
 func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
-	parse func(*csvRow) (func() (bool, error), *RowError)) (rows <-chan []parsedRow, wait func() error) {
+	parse func(*csvRow) (func() (outcome, error), *RowError)) (rows <-chan []parsedRow, wait func() error) {
 	const chunkRows = 256
 	ch := make(chan []parsedRow, 4)
 	var err error

@@ -16,7 +16,7 @@ type xmlLoad struct {
 	in     *Ingester
 	batch  func() *store.Batch // the current batch: load commits as it goes
 	zone   func(string) *time.Location
-	added  func(bool, error) error
+	added  func(outcome, error) error
 	reject func(*RowError) error
 	// Items (documents, customers, group trees, products) are numbered
 	// in file order; step loads one at its number (see Ingester.load).
@@ -154,7 +154,7 @@ func (x *xmlLoad) document(doc *xnode) error {
 		p := store.PurchaseLine{StoreCode: storeCode, Receipt: receipt, Line: i + 1, At: at, CustomerCode: customer,
 			ProductCode: code, Product: clean(g.get("Наименование")), Category: category,
 			QtyMilli: qty, PriceKop: price, SumKop: sum}
-		if err := x.added(x.batch().AddPurchaseLine(x.ctx, p)); err != nil {
+		if err := x.added(outcomeOf(x.batch().AddPurchaseLine(x.ctx, p))); err != nil {
 			return err
 		}
 	}
@@ -178,7 +178,7 @@ func (x *xmlLoad) party(p *xnode) error {
 	}
 	x.usable++
 	email, phone := contacts(p)
-	return x.added(x.batch().AddContact(x.ctx, store.Customer{Code: p.get("Ид"), Name: partyName(p), Email: email, Phone: phone}))
+	return x.added(outcomeOf(x.batch().AddContact(x.ctx, store.Customer{Code: p.get("Ид"), Name: partyName(p), Email: email, Phone: phone})))
 }
 
 // groups loads a catalog's group tree, nested Группы within Группа.
@@ -191,7 +191,7 @@ func (x *xmlLoad) groups(n *xnode) error {
 				continue
 			}
 			x.usable++
-			if err := x.added(x.batch().AddGroup(x.ctx, id, clean(g.get("Наименование")), parent)); err != nil {
+			if err := x.added(outcomeOf(x.batch().AddGroup(x.ctx, id, clean(g.get("Наименование")), parent))); err != nil {
 				return err
 			}
 			if err := walk(g.child("Группы"), id); err != nil {
@@ -210,7 +210,7 @@ func (x *xmlLoad) product(p *xnode) error {
 		return nil
 	}
 	x.usable++
-	return x.added(x.batch().AddProduct(x.ctx, code, clean(p.get("Наименование")), p.get("Группы", "Ид")))
+	return x.added(outcomeOf(x.batch().AddProduct(x.ctx, code, clean(p.get("Наименование")), p.get("Группы", "Ид"))))
 }
 
 // parseFixed4 reads a CommerceML amount (a point, up to 4 decimals) into

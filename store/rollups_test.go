@@ -229,9 +229,15 @@ func TestRollups_BatchSumsMatchRawRows(t *testing.T) {
 					if r%9 == 0 {
 						qty = -1000
 					}
-					_, err := b.AddPurchaseLine(ctx, store.PurchaseLine{StoreCode: fmt.Sprint(1 + r%2), Receipt: fmt.Sprint("r", r),
+					l := store.PurchaseLine{StoreCode: fmt.Sprint(1 + r%2), Receipt: fmt.Sprint("r", r),
 						Line: 1 + rng.IntN(1000), At: receiptAt(r), Category: []string{"Диваны", "Свет"}[rng.IntN(2)],
-						QtyMilli: qty, SumKop: qty * int64(1+rng.IntN(50))})
+						QtyMilli: qty, SumKop: qty * int64(1+rng.IntN(50))}
+					// Large batches queue their lines, as a CSV load does.
+					if n >= 60 {
+						err = b.QueuePurchaseLine(ctx, l)
+					} else {
+						_, err = b.AddPurchaseLine(ctx, l)
+					}
 					if err != nil {
 						t.Fatal(err)
 					}

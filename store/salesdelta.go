@@ -33,8 +33,8 @@ type salesDelta struct {
 	// before is the largest rowid of purchase_lines before the batch's
 	// first line, -1 until then: the batch's lines are the rows above it.
 	before int64
-	lines  int
-	days   map[int64]bool // UTC days of the lines
+	lines  int            // lines loaded
+	days   map[int64]bool // UTC days of the lines, at least
 	groups map[salesGroup]bool
 }
 
@@ -43,14 +43,23 @@ type salesGroup struct {
 	store, category string
 }
 
-func (d *salesDelta) add(at int64, storeCode, category string) {
+// note records the day and group of a line offered to the batch.
+func (d *salesDelta) note(at int64, storeCode, category string) {
 	if d.days == nil {
 		d.days, d.groups = map[int64]bool{}, map[salesGroup]bool{}
 	}
 	day := utcDay(at)
-	d.lines++
 	d.days[day] = true
 	d.groups[salesGroup{day, storeCode, category}] = true
+}
+
+// salesBefore notes the largest rowid of purchase_lines before the
+// batch's first line.
+func (b *Batch) salesBefore(ctx context.Context) error {
+	if b.sales.before >= 0 {
+		return nil
+	}
+	return b.tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM purchase_lines`).Scan(&b.sales.before)
 }
 
 // salesKey is a row of sales_daily (day "2006-01-02") or sales_monthly

@@ -82,7 +82,8 @@ func TestBeginFile_ResumesCutOffLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := store.FileCounts{Loaded: 40, Duplicate: 2, Rejected: 1}
-	if err := b.Checkpoint(ctx, 44, want); err != nil {
+	c := want
+	if err := b.Checkpoint(ctx, 44, &c); err != nil {
 		t.Fatal(err)
 	}
 	// The process dies here: the file stays "loading".
@@ -420,5 +421,63 @@ func TestAddResponse_Concurrent(t *testing.T) {
 	}
 	if s.Messages.Planned != n {
 		t.Errorf("%d alerts queued, want one per saved answer (%d)", s.Messages.Planned, n)
+	}
+}
+
+// Queued purchase lines are inserted many to a statement, with the same
+// result as one by one: a line loaded before, or twice in the queue,
+// counts as a duplicate, and the checkpoint adds the counts to the file's.
+func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	v := store.FileVersion{Source: "office", Name: "purchases.csv", Size: 10, MTime: 1}
+	id, _, _, err := db.BeginFile(ctx, v, "abc", "purchases", "utf-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(receipt string, n int) store.PurchaseLine {
+		return store.PurchaseLine{StoreCode: "1", Receipt: receipt, Line: n, At: time.Unix(1793361600, 0),
+			Category: "Свет", QtyMilli: 1000, SumKop: 100}
+	}
+	b, err := db.BeginBatch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddPurchaseLine(ctx, line("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = db.BeginBatch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 150 lines: a whole statement or two and a part; "a"/1 is loaded
+	// already and "b"/7 comes twice.
+	var offered []store.PurchaseLine
+	offered = append(offered, line("a", 1))
+	for i := range 148 {
+		offered = append(offered, line("b", i))
+	}
+	offered = append(offered, line("b", 7))
+	for _, l := range offered {
+		if err := b.QueuePurchaseLine(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := store.FileCounts{Loaded: 1, Rejected: 3}
+	if err := b.Checkpoint(ctx, 150, &c); err != nil {
+		t.Fatal(err)
+	}
+	if want := (store.FileCounts{Loaded: 149, Duplicate: 2, Rejected: 3}); c != want {
+		t.Errorf("counts = %+v, want %+v", c, want)
+	}
+	s, err := db.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PurchaseLines != 149 {
+		t.Errorf("%d purchase lines, want 149", s.PurchaseLines)
 	}
 }
