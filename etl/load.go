@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -157,6 +158,11 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 	}()
 	for chunk := range rows {
+		// A load keeps both cores busy (this goroutine, its reader, the
+		// spool's compression): yielding between chunks lets a survey
+		// answer's handler run within a chunk's time instead of waiting
+		// for the scheduler to preempt a loader (10 ms each).
+		runtime.Gosched()
 		for _, it := range chunk {
 			err := step(it.line, func() error {
 				if it.bad != nil {
@@ -217,6 +223,7 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 			select {
 			case ch <- chunk:
 				chunk = make([]parsedRow, 0, chunkRows)
+				runtime.Gosched() // as the writer does, for answers' handlers
 				return nil
 			case <-ctx.Done():
 				return ctx.Err()

@@ -265,16 +265,59 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // LoadCache gives the writer 32 MiB of page cache for a load, which
 // inserts into the keys of large tables at random places (with SQLite's
-// default of 2 MiB it reads most of those pages again), and returns what
-// puts the default back so that the other jobs stay small.
+// default of 2 MiB it reads most of those pages again), moves the WAL's
+// checkpoints aside (checkpointAside), and returns what puts the defaults
+// back so that the other jobs stay small.
 func (db *DB) LoadCache(ctx context.Context) (restore func(), err error) {
 	if _, err := db.write.ExecContext(ctx, `PRAGMA cache_size = -32768`); err != nil {
 		return nil, fmt.Errorf("page cache: %w", err)
 	}
+	stop := db.checkpointAside(ctx)
 	return func() {
+		stop()
 		// A failure leaves the larger cache: a little memory, no harm.
 		db.write.ExecContext(context.WithoutCancel(ctx), `PRAGMA cache_size = -2000`)
 	}, nil
+}
+
+// checkpointAside moves the WAL's checkpoints off the writer while a load
+// runs: a checkpoint run by a commit (SQLite's automatic one) holds the
+// writer through its fsyncs, and an answer waiting for the writer waits
+// for them too (up to half a second on a busy disk). A goroutine runs a
+// passive checkpoint every 200 ms on a connection of its own, which takes
+// no write lock; the automatic checkpoint stays as a backstop at 20,000
+// pages (80 MiB of WAL) in case that one falls behind.
+func (db *DB) checkpointAside(ctx context.Context) (stop func()) {
+	cp, err := sql.Open("sqlite", dsn(db.path, false))
+	if err != nil {
+		return func() {}
+	}
+	cp.SetMaxOpenConns(1)
+	if _, err := db.write.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 20000`); err != nil {
+		cp.Close()
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		cp.Close()
+		db.write.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_autocheckpoint = 1000`)
+	}
 }
 
 // WriterWaiting reports whether a short write transaction (an answer, a

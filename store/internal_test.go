@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -77,5 +78,63 @@ func TestRollSales_DuringRefreshOfTheLocalDay(t *testing.T) {
 	}
 	if got := sales["2026-10"]; !slices.Equal(got, raw) || len(raw) != 1 || raw[0].Lines != 9 {
 		t.Errorf("October: roll-up %+v, the lines give %+v (want 9 lines)", got, raw)
+	}
+}
+
+// While a load runs, its writes reach the database file through the
+// checkpoints run aside, although the writer's own automatic checkpoint
+// waits for 20,000 pages; afterwards the writer checkpoints as before.
+func TestLoadCache_CheckpointsAside(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "otklik.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	autocheckpoint := func() int {
+		t.Helper()
+		var n int
+		if err := db.write.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	restore, err := db.LoadCache(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := autocheckpoint(); n != 20000 {
+		t.Errorf("during a load: wal_autocheckpoint %d, want 20000", n)
+	}
+	before := size()
+	b, err := db.BeginBatch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5000 { // about 250 pages, far below the backstop
+		if err := b.QueuePurchaseLine(ctx, PurchaseLine{StoreCode: "1", Receipt: fmt.Sprint(i), Line: 1,
+			At: time.Unix(1793361600, 0), Product: "Диван-кровать \"Марсель\"", Category: "Диваны", QtyMilli: 1000, SumKop: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); size() < before+500*1024; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes 5 s after the load's commit (was %d): nothing checkpointed", size(), before)
+		}
+	}
+	restore()
+	if n := autocheckpoint(); n != 1000 {
+		t.Errorf("after the load: wal_autocheckpoint %d, want 1000", n)
 	}
 }
