@@ -308,6 +308,8 @@ func (db *DB) checkpointAside(ctx context.Context) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
+				// A checkpoint that fails (the disk, a busy lock) is
+				// tried at the next tick; the backstop bounds the WAL.
 				cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
 			}
 		}

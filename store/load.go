@@ -183,14 +183,24 @@ func (b *Batch) flush(ctx context.Context) error {
 		return nil
 	}
 	b.queued = b.queued[:0]
+	first := q[0]
+	if err := b.insertLines(ctx, q); err != nil {
+		return fmt.Errorf("add purchase lines from %s/%s/%d: %w", first.StoreCode, first.Receipt, first.Line, err)
+	}
+	return nil
+}
+
+// insertLines inserts lines in one statement, those not loaded already,
+// and counts them.
+func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	if err := b.salesBefore(ctx); err != nil {
-		return fmt.Errorf("add purchase lines from %s/%s/%d: %w", q[0].StoreCode, q[0].Receipt, q[0].Line, err)
+		return err
 	}
 	offered := len(q)
 	if b.mostlyLoaded {
 		rest, err := b.notLoaded(ctx, q)
 		if err != nil {
-			return fmt.Errorf("add purchase lines from %s/%s/%d: %w", q[0].StoreCode, q[0].Receipt, q[0].Line, err)
+			return err
 		}
 		q = rest
 		b.duplicate += int64(offered - len(q))
@@ -216,15 +226,15 @@ func (b *Batch) flush(ctx context.Context) error {
 	query.WriteString(insertLineTail)
 	st, err := b.stmt(ctx, query.String())
 	if err != nil {
-		return fmt.Errorf("add purchase lines from %s/%s/%d: %w", q[0].StoreCode, q[0].Receipt, q[0].Line, err)
+		return err
 	}
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
 	if err != nil {
-		return fmt.Errorf("add purchase lines from %s/%s/%d: %w", q[0].StoreCode, q[0].Receipt, q[0].Line, err)
+		return err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("add purchase lines from %s/%s/%d: %w", q[0].StoreCode, q[0].Receipt, q[0].Line, err)
+		return err
 	}
 	b.sales.lines += int(n)
 	b.loaded += n

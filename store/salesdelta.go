@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -90,10 +91,6 @@ func (b *Batch) rollSales(ctx context.Context) error {
 	if !fixed {
 		return b.markSales(ctx, d.days)
 	}
-	dirty, err := b.dirtySales(ctx)
-	if err != nil {
-		return err
-	}
 	var first, last int64 = 1 << 62, -1 << 62
 	for day := range d.days {
 		first, last = min(first, day), max(last, day)
@@ -107,9 +104,13 @@ func (b *Batch) rollSales(ctx context.Context) error {
 	if held < int64(d.lines)*linesHeld {
 		return b.markSales(ctx, d.days)
 	}
+	dirty, err := b.dirtySales(ctx)
+	if err != nil {
+		return err
+	}
 	// A local day L is [L*86400 - offset, (L+1)*86400 - offset) in unix
 	// time: stale if a UTC day it covers is marked.
-	var stale []int64
+	stale := []int64{}
 	staleUTC := map[int64]bool{}
 	for day := range d.days {
 		for _, l := range []int64{utcDay(day*86400 + offset), utcDay(day*86400 + 86399 + offset)} {
@@ -125,7 +126,7 @@ func (b *Batch) rollSales(ctx context.Context) error {
 			}
 		}
 	}
-	staleJSON, _ := json.Marshal(append([]int64{}, stale...))
+	staleJSON, _ := json.Marshal(stale)
 	// The batch's lines by local day, store and category; a receipt counts
 	// on a day unless a line of it in that category was loaded before.
 	local := utcDaySQL("(n.at + ?2)")
@@ -246,8 +247,13 @@ func (b *Batch) dirtySales(ctx context.Context) (map[int64]bool, error) {
 	return out, rows.Err()
 }
 
+// rollupZones caches the zones loaded by name: loading one reads the
+// time zone database, and every large batch asks.
+var rollupZones sync.Map // name -> *time.Location, nil if it cannot be loaded
+
 // rollupZone returns the zone the roll-ups are built in, nil if they are
-// not built (or are being rebuilt).
+// not built (or are being rebuilt), or if the zone has no name to load it
+// by: the batch then marks its days for the refresh.
 func rollupZone(ctx context.Context, tx *sql.Tx) (*time.Location, error) {
 	var name string
 	if err := tx.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
@@ -256,10 +262,14 @@ func rollupZone(ctx context.Context, tx *sql.Tx) (*time.Location, error) {
 	if name == "" {
 		return nil, nil
 	}
+	if z, ok := rollupZones.Load(name); ok {
+		return z.(*time.Location), nil
+	}
 	zone, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, nil // a zone without a name to load it by: refresh instead
+		zone = nil
 	}
+	rollupZones.Store(name, zone)
 	return zone, nil
 }
 
