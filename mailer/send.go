@@ -369,10 +369,8 @@ func backoff(attempt int) time.Duration {
 // signed MIME message.
 func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) ([]byte, string, error) {
 	loc := d.Zone
-	if o.TimeZone != "" {
-		if l, err := time.LoadLocation(o.TimeZone); err == nil {
-			loc = l
-		}
+	if l := store.Zone(o.TimeZone); l != nil {
+		loc = l
 	}
 	base := strings.TrimRight(d.BaseURL, "/")
 	storeName := o.StoreName

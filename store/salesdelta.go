@@ -247,9 +247,26 @@ func (b *Batch) dirtySales(ctx context.Context) (map[int64]bool, error) {
 	return out, rows.Err()
 }
 
-// rollupZones caches the zones loaded by name: loading one reads the
-// time zone database, and every large batch asks.
-var rollupZones sync.Map // name -> *time.Location, nil if it cannot be loaded
+// zones caches the zones loaded by name: loading one reads the time zone
+// database, and every large batch and every message asks.
+var zones sync.Map // name -> *time.Location, nil if it cannot be loaded
+
+// Zone returns the time zone of that name (as in stores.time_zone), or nil
+// if the name is empty or unknown. Zones are loaded once and cached.
+func Zone(name string) *time.Location {
+	if name == "" {
+		return nil
+	}
+	if z, ok := zones.Load(name); ok {
+		return z.(*time.Location)
+	}
+	zone, err := time.LoadLocation(name)
+	if err != nil {
+		zone = nil
+	}
+	zones.Store(name, zone)
+	return zone
+}
 
 // rollupZone returns the zone the roll-ups are built in, nil if they are
 // not built (or are being rebuilt), or if the zone has no name to load it
@@ -259,18 +276,7 @@ func rollupZone(ctx context.Context, tx *sql.Tx) (*time.Location, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
 		return nil, fmt.Errorf("roll-up zone: %w", err)
 	}
-	if name == "" {
-		return nil, nil
-	}
-	if z, ok := rollupZones.Load(name); ok {
-		return z.(*time.Location), nil
-	}
-	zone, err := time.LoadLocation(name)
-	if err != nil {
-		zone = nil
-	}
-	rollupZones.Store(name, zone)
-	return zone, nil
+	return Zone(name), nil
 }
 
 // anyDay reports whether any UTC day of the times [from, to) is in days.

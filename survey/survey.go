@@ -289,10 +289,8 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (store.Survey, 
 
 func (h *Handler) page(s store.Survey, r *http.Request) surveyPage {
 	loc := h.zone
-	if s.TimeZone != "" {
-		if l, err := time.LoadLocation(s.TimeZone); err == nil {
-			loc = l
-		}
+	if l := store.Zone(s.TimeZone); l != nil {
+		loc = l
 	}
 	name := s.StoreName
 	if name == "" {

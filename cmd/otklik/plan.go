@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"text/tabwriter"
-	"time"
 
 	"github.com/otklik/otklik/mailer"
+	"github.com/otklik/otklik/store"
 )
 
 func cmdPlan(ctx context.Context, e *env, args []string) error {
@@ -76,10 +76,8 @@ func (a *app) printDryRun(e *env, res mailer.PlanResult) error {
 	sort.Slice(invs, func(i, j int) bool { return invs[i].DueAt.Before(invs[j].DueAt) })
 	for _, in := range invs {
 		loc := a.loc
-		if in.TimeZone != "" {
-			if l, err := time.LoadLocation(in.TimeZone); err == nil {
-				loc = l
-			}
+		if l := store.Zone(in.TimeZone); l != nil {
+			loc = l
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", mailer.Mask(in.Email), in.StoreCode, in.Receipt,
 			in.DueAt.In(loc).Format("2006-01-02 15:04 MST"), in.Expires.In(loc).Format("15:04"))
