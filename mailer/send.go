@@ -189,9 +189,11 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 
 // recorder writes the outbox steps of all connections with group commit:
 // whatever steps are waiting go into one transaction. A start waits for
-// its commit (the mail must be "sending" on disk before the SMTP
-// transaction); an outcome does not: if the process dies before it is
+// its commit (the mail must be "sending" on disk before it is handed
+// over); an outcome does not: if the process dies before it is
 // committed, the mail is "sending", then "unknown", and never sent twice.
+// So outcomes wait for the next start, or at most outcomeDelay, and ride
+// in its commit: a commit costs more than the updates in it.
 type recorder struct {
 	db   *store.DB
 	reqs chan recStep
@@ -211,21 +213,38 @@ func newRecorder(db *store.DB) *recorder {
 	return r
 }
 
+// outcomeDelay is how long outcomes wait for a start to commit with.
+const outcomeDelay = 100 * time.Millisecond
+
 func (r *recorder) loop() {
 	defer close(r.done)
+	timer := time.NewTimer(outcomeDelay)
 	for first := range r.reqs {
 		batch := []recStep{first}
-	drain:
+		starts := first.reply != nil
+		timer.Reset(outcomeDelay)
+	collect:
 		for len(batch) < 512 {
-			select {
-			case s, ok := <-r.reqs:
-				if !ok {
-					break drain
+			var s recStep
+			var ok bool
+			if starts {
+				select {
+				case s, ok = <-r.reqs:
+				default:
+					break collect
 				}
-				batch = append(batch, s)
-			default:
-				break drain
+			} else {
+				select {
+				case s, ok = <-r.reqs:
+				case <-timer.C:
+					break collect
+				}
 			}
+			if !ok {
+				break collect
+			}
+			batch = append(batch, s)
+			starts = starts || s.reply != nil
 		}
 		steps := make([]store.Step, len(batch))
 		for i, b := range batch {
@@ -256,11 +275,12 @@ func (r *recorder) failed() bool {
 	return r.err != nil
 }
 
-// start records that o is about to be sent and reports whether it may be.
-func (r *recorder) start(o store.Outgoing) bool {
+// start records that o is about to be sent. The returned func waits for
+// the commit and reports whether o may be sent; it may be called again.
+func (r *recorder) start(o store.Outgoing) (mayStart func() bool) {
 	reply := make(chan bool, 1)
 	r.reqs <- recStep{step: store.Step{O: o, Status: store.InvSending}, reply: reply}
-	return <-reply
+	return sync.OnceValue(func() bool { return <-reply })
 }
 
 func (r *recorder) record(s store.Step) { r.reqs <- recStep{step: s} }
@@ -304,17 +324,23 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 		release()
 		return
 	}
-	// From here on a crash leaves the mail "sending", then "unknown".
-	if !rec.start(o) {
-		return // expired or erased meanwhile, or the store failed
-	}
+	// The start is committed while the envelope goes out, and the data
+	// only after it: from there on a crash leaves the mail "sending",
+	// then "unknown". A crash before leaves it claimed, and the server
+	// has no message to deliver.
+	started := rec.start(o)
 	if err != nil {
-		res.Failed++
-		log.Error("render mail", "err", err)
-		rec.record(store.Step{O: o, Status: store.InvFailed, Reason: err.Error()})
+		if started() {
+			res.Failed++
+			log.Error("render mail", "err", err)
+			rec.record(store.Step{O: o, Status: store.InvFailed, Reason: err.Error()})
+		}
 		return
 	}
-	err = s.Send(ctx, Envelope{From: d.From.Address, To: []string{o.Email}}, msg)
+	err = s.Send(ctx, Envelope{From: d.From.Address, To: []string{o.Email}}, msg, started)
+	if !started() {
+		return // expired or erased meanwhile, or the store failed
+	}
 	if err == nil {
 		res.Sent++
 		rec.record(store.Step{O: o, Status: store.InvSent, MessageID: msgID})

@@ -132,6 +132,37 @@ func TestSMTPSender_RefusesPasswordWithoutTLS(t *testing.T) {
 	}
 }
 
+// A message whose send could not be recorded is withheld at the final
+// dot: the server discards what it got, and the next message goes out on
+// a new connection.
+func TestSMTPSender_WithheldBeforeTheDot(t *testing.T) {
+	ctx := context.Background()
+	box := startInbox(t, inbox.Options{})
+	var rcpts []string
+	box.Reject = func(rcpt string) error { rcpts = append(rcpts, rcpt); return nil }
+	s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	defer s.Close()
+	msg := []byte("Subject: test\r\n\r\n" + strings.Repeat("строка письма\r\n", 1000))
+	asked := 0
+	err := s.Send(ctx, mailer.Envelope{From: "noreply@example.ru", To: []string{"a@example.ru"}}, msg, func() bool {
+		asked++
+		if len(rcpts) != 1 {
+			t.Errorf("confirm asked before the envelope was taken: %v", rcpts)
+		}
+		return false
+	})
+	if !errors.Is(err, mailer.ErrWithheld) || asked != 1 {
+		t.Fatalf("err = %v, confirm asked %d times; want ErrWithheld after one", err, asked)
+	}
+	if err := s.Send(ctx, mailer.Envelope{From: "noreply@example.ru", To: []string{"b@example.ru"}}, msg, func() bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	msgs := box.Messages()
+	if len(msgs) != 1 || msgs[0].To[0] != "b@example.ru" {
+		t.Fatalf("inbox: %d messages (%v), want only b's", len(msgs), msgs)
+	}
+}
+
 func TestDispatcher_Outcomes(t *testing.T) {
 	ctx := context.Background()
 	box := startInbox(t, inbox.Options{})

@@ -59,11 +59,21 @@ type Envelope struct {
 	To   []string
 }
 
-// Sender delivers a finished message. Send returns a *SendError.
+// Sender delivers a finished message.
 type Sender interface {
-	Send(ctx context.Context, env Envelope, msg []byte) error
+	// Send delivers msg and returns nil, a *SendError or ErrWithheld.
+	// If confirm is not nil, it is called once the envelope and the data
+	// are written but for the final dot, which is what hands the message
+	// over: only if confirm returns true is it sent; else the connection
+	// is dropped, so that the server discards what it has, and Send
+	// returns ErrWithheld. It lets the caller finish recording the send
+	// while the message is on the wire.
+	Send(ctx context.Context, env Envelope, msg []byte, confirm func() bool) error
 	Close() error
 }
+
+// ErrWithheld is returned by Send when confirm said not to send.
+var ErrWithheld = errors.New("message withheld before its data")
 
 // SMTPConfig configures an SMTPSender.
 type SMTPConfig struct {
@@ -173,7 +183,7 @@ func (s *SMTPSender) Dial(ctx context.Context) (*smtp.Client, error) {
 
 // Send delivers one message. A per-message failure resets the session so
 // that the connection can carry the next message.
-func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte) error {
+func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm func() bool) error {
 	if s.c != nil && s.n >= maxPerConn {
 		s.Close()
 	}
@@ -185,7 +195,7 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte) error {
 		s.c, s.n = c, 0
 	}
 	s.n++
-	err := s.transaction(env, msg)
+	err := s.transaction(env, msg, confirm)
 	if err == nil {
 		return nil
 	}
@@ -199,7 +209,7 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte) error {
 	return err
 }
 
-func (s *SMTPSender) transaction(env Envelope, msg []byte) error {
+func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) error {
 	c := s.c
 	if err := c.Mail(env.From, nil); err != nil {
 		return &SendError{classify(err, Temporary), "mail", err}
@@ -215,6 +225,11 @@ func (s *SMTPSender) transaction(env Envelope, msg []byte) error {
 	}
 	if _, err := w.Write(msg); err != nil {
 		return &SendError{Temporary, "data", err}
+	}
+	if confirm != nil && !confirm() {
+		// Without the final dot the server has no message to deliver
+		// (RFC 5321 4.1.1.4); nothing but closing ends DATA early.
+		return ErrWithheld
 	}
 	if err := w.Close(); err != nil {
 		// The final dot was written: a broken connection now leaves the

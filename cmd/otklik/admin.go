@@ -50,7 +50,7 @@ func (a *app) emailAdmin(ctx context.Context, subject, text string) error {
 		return err
 	}
 	defer sender.Close()
-	return sender.Send(ctx, mailer.Envelope{From: from.Address, To: rcpts}, msg)
+	return sender.Send(ctx, mailer.Envelope{From: from.Address, To: rcpts}, msg, nil)
 }
 
 // sourceHealth records each source's run and tells the administrator

@@ -173,7 +173,7 @@ func (a *app) emailReport(ctx context.Context, sum reports.Summary, path string,
 	if err != nil {
 		return err
 	}
-	if err := sender.Send(ctx, mailer.Envelope{From: from.Address, To: rcpts}, msg); err != nil {
+	if err := sender.Send(ctx, mailer.Envelope{From: from.Address, To: rcpts}, msg, nil); err != nil {
 		return fmt.Errorf("email report: %w", err)
 	}
 	a.log.Info("report emailed", "file", name, "recipients", len(rcpts))
