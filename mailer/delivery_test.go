@@ -351,7 +351,7 @@ func TestReminderAndThanks(t *testing.T) {
 		t.Fatalf("thanks: %+v %v", res, err)
 	}
 	last := box.Messages()[2]
-	if last.To[0] != "a@example.ru" || !strings.Contains(string(last.Data), "HOFF-0001") {
+	if text, err := last.Part("text/plain"); err != nil || last.To[0] != "a@example.ru" || !strings.Contains(text, "HOFF-0001") {
 		t.Fatalf("thank-you to %v without the code", last.To)
 	}
 	// Three days after the invitations, b (who did not answer) gets one
@@ -379,7 +379,10 @@ func tokensOf(t *testing.T, msgs []inbox.Message) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, m := range msgs {
-		body := decodeQP(string(m.Data))
+		body, err := m.Part("text/plain")
+		if err != nil {
+			t.Fatal(err)
+		}
 		i := strings.Index(body, "/s/")
 		if i < 0 {
 			continue
@@ -389,11 +392,6 @@ func tokensOf(t *testing.T, msgs []inbox.Message) map[string]string {
 		out[m.To[0]] = tok
 	}
 	return out
-}
-
-func decodeQP(s string) string {
-	s = strings.ReplaceAll(s, "=\r\n", "")
-	return strings.ReplaceAll(s, "=3D", "=")
 }
 
 // TestDelivery_LocalHoursAcrossZones steps a fake clock through a day in
@@ -469,8 +467,10 @@ func TestAlert_SentEscaped(t *testing.T) {
 		t.Fatalf("alert: %+v %v", res, err)
 	}
 	m := box.Messages()[1]
-	_, html, _ := strings.Cut(decodeQP(string(m.Data)), "Content-Type: text/html")
-	body := html
+	body, err := m.Part("text/html")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if m.To[0] != "director@example.ru" {
 		t.Fatalf("alert to %v", m.To)
 	}

@@ -66,6 +66,7 @@ func Compose(m Message) (msg []byte, messageID string, err error) {
 		h.Set("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 	}
 	var b bytes.Buffer
+	b.Grow(2048 + len(m.Text)*2 + len(m.HTML)*3/2)
 	if len(m.Attachments) == 0 {
 		w, err := mail.CreateInlineWriter(&b, h)
 		if err != nil {
@@ -121,6 +122,7 @@ func writeAlternatives(w *mail.InlineWriter, m Message) error {
 	} {
 		var ph mail.InlineHeader
 		ph.SetContentType(part.ctype, map[string]string{"charset": "utf-8"})
+		ph.Set("Content-Transfer-Encoding", transferEncoding(part.body))
 		pw, err := w.CreatePart(ph)
 		if err != nil {
 			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
@@ -133,6 +135,28 @@ func writeAlternatives(w *mail.InlineWriter, m Message) error {
 		}
 	}
 	return nil
+}
+
+// transferEncoding picks the shorter of quoted-printable and base64 for
+// a text part. Quoted-printable writes each byte of a Cyrillic letter as
+// three ("=D0=9F"), so a Russian text is shorter in base64, which mail
+// programs in Russia use for it; mostly-ASCII text (an HTML part heavy
+// with markup) stays quoted-printable and readable in the source.
+func transferEncoding(body string) string {
+	escaped := 0
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; c >= 0x80 || c == '=' {
+			escaped++
+		}
+	}
+	qp := len(body) + 2*escaped
+	qp += qp / 75 * 3 // soft line breaks
+	b64 := (len(body) + 2) / 3 * 4
+	b64 += b64 / 76 * 2 // line breaks
+	if b64 < qp {
+		return "base64"
+	}
+	return "quoted-printable"
 }
 
 func oneLine(s string) string {

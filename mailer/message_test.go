@@ -113,6 +113,56 @@ func TestCompose_Attachment(t *testing.T) {
 	}
 }
 
+// A Russian text goes in base64, shorter than quoted-printable's three
+// bytes a byte; mostly-ASCII markup stays quoted-printable. Both decode to
+// what was written.
+func TestCompose_ShorterTransferEncoding(t *testing.T) {
+	text := strings.Repeat("Спасибо за покупку в магазине «Хофф»! ", 20)
+	html := `<table style="width:100%"><tr><td style="padding:4px;">` + strings.Repeat(`<a href="https://otklik.example.ru/s/tok?r=5" style="display:inline-block;">5</a>`, 10) + `</td></tr></table><p>Оцените</p>`
+	msg, _, err := mailer.Compose(mailer.Message{
+		From: &mail.Address{Address: "noreply@example.ru"}, To: []*mail.Address{{Address: "anna@example.ru"}},
+		Subject: "Оцените покупку", Text: text, HTML: html,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := mail.CreateReader(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{"text/plain": {"base64", text}, "text/html": {"quoted-printable", html}}
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _, _ := p.Header.(*mail.InlineHeader).ContentType()
+		w, ok := want[ct]
+		if !ok {
+			t.Fatalf("unexpected part %s", ct)
+		}
+		delete(want, ct)
+		if got := p.Header.Get("Content-Transfer-Encoding"); got != w[0] {
+			t.Errorf("%s in %s, want %s", ct, got, w[0])
+		}
+		if body, _ := io.ReadAll(p.Body); string(body) != w[1] {
+			t.Errorf("%s decodes to %q", ct, body)
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("parts missing: %v", want)
+	}
+	_, body, _ := strings.Cut(string(msg), "\r\n\r\n")
+	for _, line := range strings.Split(body, "\r\n") {
+		if len(line) > 78 {
+			t.Fatalf("a body line of %d bytes: %q", len(line), line)
+		}
+	}
+}
+
 func TestLoadTemplates_BrokenNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "invitation.html"), []byte("<p>\n{{.Name}\n</p>\n"), 0o644)

@@ -56,8 +56,11 @@ admin:
 		}
 	}
 	msgs := box.Messages()
-	if len(msgs) != 1 || !strings.Contains(string(msgs[0].Data), "share") {
+	if len(msgs) != 1 {
 		t.Fatalf("%d admin emails after 5 failed runs, want 1", len(msgs))
+	}
+	if text, err := msgs[0].Part("text/plain"); err != nil || !strings.Contains(text, "share") {
+		t.Fatalf("the admin email does not name the source: %v\n%s", err, text)
 	}
 	os.Mkdir(filepath.Join(dir, "share"), 0o755)
 	for range 2 {

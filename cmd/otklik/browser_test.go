@@ -104,7 +104,7 @@ survey:
 	defer srv.Close()
 
 	msg := box.Messages()[0]
-	link, err := firstSurveyLink(msg.Data)
+	link, err := firstSurveyLink(msg)
 	if err != nil || link == "" {
 		t.Fatalf("no survey link in the email: %v", err)
 	}
@@ -164,16 +164,19 @@ survey:
 	if _, err := a.send(ctx, tm); err != nil {
 		t.Fatal(err)
 	}
-	var alert string
+	var alert *inbox.Message
 	for _, m := range box.Messages()[before:] {
 		if m.To[0] == "quality@hoff.example.ru" {
-			alert = string(m.Data)
+			alert = &m
 		}
 	}
-	if alert == "" {
+	if alert == nil {
 		t.Fatal("no alert reached the configured group")
 	}
-	_, html, _ := strings.Cut(strings.ReplaceAll(strings.ReplaceAll(alert, "=\r\n", ""), "=3D", "="), "text/html")
+	html, err := alert.Part("text/html")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if strings.Contains(html, "<img") || !strings.Contains(html, "&lt;img") {
 		t.Fatal("the comment is not escaped in the alert")
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 	"github.com/otklik/otklik/etl/sample"
 	"github.com/otklik/otklik/mailer"
@@ -249,7 +247,7 @@ func demoAnswer(ctx context.Context, msgs []inbox.Message) (answered, unsubscrib
 		if i%3 != 0 && i%20 != 1 { // about a third answer, one in twenty unsubscribe
 			continue
 		}
-		link, err := firstSurveyLink(m.Data)
+		link, err := firstSurveyLink(m)
 		if err != nil {
 			return answered, unsubscribed, err
 		}
@@ -304,31 +302,12 @@ func demoDo(client *http.Client, req *http.Request) error {
 }
 
 // firstSurveyLink finds the first rating link in a message's text part.
-func firstSurveyLink(raw []byte) (string, error) {
-	r, err := mail.CreateReader(strings.NewReader(string(raw)))
+func firstSurveyLink(m inbox.Message) (string, error) {
+	text, err := m.Part("text/plain")
 	if err != nil {
-		return "", fmt.Errorf("read message: %w", err)
+		return "", err
 	}
-	for {
-		p, err := r.NextPart()
-		if errors.Is(err, io.EOF) {
-			return "", nil
-		}
-		if err != nil {
-			return "", fmt.Errorf("read message: %w", err)
-		}
-		ct := p.Header.Get("Content-Type")
-		if !strings.HasPrefix(ct, "text/plain") {
-			continue
-		}
-		body, err := io.ReadAll(p.Body)
-		if err != nil {
-			return "", err
-		}
-		if link := surveyLink.Find(body); link != nil {
-			return string(link), nil
-		}
-	}
+	return surveyLink.FindString(text), nil
 }
 
 // redeliver drops a copy of the last purchases export under another name,

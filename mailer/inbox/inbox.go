@@ -5,18 +5,21 @@
 package inbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"mime"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -27,6 +30,32 @@ type Message struct {
 	To   []string
 	Data []byte
 	Path string // the .eml file, if the inbox writes to a folder
+}
+
+// Part returns the decoded body of the message's first part of the media
+// type (text/plain, text/html), "" if it has none.
+func (m Message) Part(mediaType string) (string, error) {
+	r, err := mail.CreateReader(bytes.NewReader(m.Data))
+	if err != nil {
+		return "", fmt.Errorf("read message: %w", err)
+	}
+	for {
+		p, err := r.NextPart()
+		if errors.Is(err, io.EOF) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read message: %w", err)
+		}
+		if t, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type")); t != mediaType {
+			continue
+		}
+		body, err := io.ReadAll(p.Body)
+		if err != nil {
+			return "", fmt.Errorf("read message: %w", err)
+		}
+		return string(body), nil
+	}
 }
 
 // Inbox is a running SMTP server.
