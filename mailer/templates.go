@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 )
 
@@ -101,6 +102,10 @@ type Rendered struct {
 	Subject, Text, HTML string
 }
 
+// renderBuffers keep the buffers templates execute into, grown to the
+// size of a message, from one message to the next.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // Render renders the templates of a kind with data.
 func (t *Templates) Render(kind string, data any) (Rendered, error) {
 	st, ok := t.subject[kind]
@@ -108,19 +113,21 @@ func (t *Templates) Render(kind string, data any) (Rendered, error) {
 		return Rendered{}, fmt.Errorf("render: unknown email kind %q", kind)
 	}
 	var r Rendered
-	var b bytes.Buffer
-	if err := st.Execute(&b, data); err != nil {
+	b := renderBuffers.Get().(*bytes.Buffer)
+	defer renderBuffers.Put(b)
+	b.Reset()
+	if err := st.Execute(b, data); err != nil {
 		return r, fmt.Errorf("render %s: %w", kind, err)
 	}
 	// A subject is one line whatever the data holds.
 	r.Subject = strings.Join(strings.Fields(b.String()), " ")
 	b.Reset()
-	if err := t.text[kind].Execute(&b, data); err != nil {
+	if err := t.text[kind].Execute(b, data); err != nil {
 		return r, fmt.Errorf("render %s: %w", kind, err)
 	}
 	r.Text = b.String()
 	b.Reset()
-	if err := t.html[kind].Execute(&b, data); err != nil {
+	if err := t.html[kind].Execute(b, data); err != nil {
 		return r, fmt.Errorf("render %s: %w", kind, err)
 	}
 	r.HTML = b.String()
