@@ -122,6 +122,23 @@ func TestDispatcher_SendsOnceOverStartTLSWithAuth(t *testing.T) {
 	}
 }
 
+func TestDispatcher_SendsOverImplicitTLSWithAuth(t *testing.T) {
+	ctx := context.Background()
+	srvTLS, cliTLS := selfSigned(t)
+	box := startInbox(t, inbox.Options{TLS: srvTLS, Implicit: true, User: "otklik", Password: "s3cret"})
+	f := planned(t, 2)
+	sender := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSImplicit,
+		Hello: "otklik.example.ru", User: "otklik", Password: "s3cret", TLSConfig: cliTLS, Timeout: 5 * time.Second})
+	defer sender.Close()
+	res, err := f.dispatcher(t, sender).Send(ctx)
+	if err != nil || res.Sent != 2 {
+		t.Fatalf("res = %+v %v, want 2 sent", res, err)
+	}
+	if msgs := box.Messages(); len(msgs) != 2 {
+		t.Fatalf("inbox has %d messages, want 2", len(msgs))
+	}
+}
+
 func TestSMTPSender_RefusesPasswordWithoutTLS(t *testing.T) {
 	box := startInbox(t, inbox.Options{})
 	s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, User: "u", Password: "p", Timeout: 5 * time.Second})

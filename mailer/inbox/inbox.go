@@ -77,8 +77,10 @@ type Inbox struct {
 type Options struct {
 	// Dir, if set, receives each message as NNNNN.eml.
 	Dir string
-	// TLS, if set, offers STARTTLS with this configuration.
-	TLS *tls.Config
+	// TLS, if set, offers STARTTLS with this configuration, or with
+	// Implicit speaks TLS from the first byte (port 465's way).
+	TLS      *tls.Config
+	Implicit bool
 	// User and Password, if set, are required through AUTH PLAIN, which
 	// the server offers only over TLS.
 	User, Password string
@@ -99,6 +101,9 @@ func StartWith(o Options) (*Inbox, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
+	}
+	if o.TLS != nil && o.Implicit {
+		ln = tls.NewListener(ln, o.TLS)
 	}
 	in := &Inbox{ln: ln, dir: dir, done: make(chan struct{})}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
