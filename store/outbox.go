@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -158,6 +159,8 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 				return err
 			}
 		}
+		// The leases go in one statement a table, the ids as a JSON array.
+		ids := map[string][]int64{}
 		for i := range out {
 			o := &out[i]
 			if o.Kind == KindThanks && o.PromoCode == "" {
@@ -167,8 +170,15 @@ func (db *DB) ClaimDue(ctx context.Context, limit int) ([]Outgoing, error) {
 				}
 				o.PromoCode = code
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table(o.Kind)+` SET lease_until = ? WHERE id = ?`,
-				now+int64(leaseTime/time.Second), o.ID); err != nil {
+			ids[table(o.Kind)] = append(ids[table(o.Kind)], o.ID)
+		}
+		for t, list := range ids {
+			js, err := json.Marshal(list)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE `+t+` SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))`,
+				now+int64(leaseTime/time.Second), string(js)); err != nil {
 				return err
 			}
 		}

@@ -481,3 +481,45 @@ func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
 		t.Errorf("%d purchase lines, want 149", s.PurchaseLines)
 	}
 }
+
+// Claimed mail is leased: another claim skips it until the lease runs out
+// (a sender that died without settling it).
+func TestClaimDue_Leases(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	var invs []store.NewInvitation
+	for i := range 3 {
+		r := fmt.Sprint(i)
+		invs = append(invs, store.NewInvitation{
+			Candidate: store.Candidate{StoreCode: "0001", Receipt: "R" + r, At: now.Add(-24 * time.Hour), CustomerCode: "C" + r, Email: r + "@example.ru"},
+			Token:     "tok" + r, DueAt: now.Add(time.Duration(i) * time.Second), Expires: now.Add(24 * time.Hour),
+		})
+	}
+	if n, err := db.AddInvitations(ctx, invs, now.Add(-30*24*time.Hour)); err != nil || n != 3 {
+		t.Fatalf("add invitations: n=%d err=%v", n, err)
+	}
+	now = now.Add(time.Minute)
+	ids := func(out []store.Outgoing) (s []string) {
+		for _, o := range out {
+			s = append(s, o.Email)
+		}
+		return s
+	}
+	first, err := db.ClaimDue(ctx, 2)
+	if err != nil || len(first) != 2 {
+		t.Fatalf("first claim: %v %v", ids(first), err)
+	}
+	rest, err := db.ClaimDue(ctx, 10)
+	if err != nil || len(rest) != 1 || rest[0].Email != "2@example.ru" {
+		t.Fatalf("second claim: %v %v, want only the unleased 2@", ids(rest), err)
+	}
+	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 0 {
+		t.Fatalf("third claim: %v %v, want nothing", ids(again), err)
+	}
+	now = now.Add(time.Hour)
+	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 3 {
+		t.Fatalf("after the leases ran out: %v %v, want all three", ids(again), err)
+	}
+}
