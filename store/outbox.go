@@ -437,12 +437,17 @@ func (db *DB) Apply(ctx context.Context, steps []Step) ([]bool, error) {
 		}
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		inTx := map[string]*sql.Stmt{} // each statement bound to tx once
 		exec := func(query string, args ...any) (int64, error) {
-			st, found := stmts[query]
+			st, found := inTx[query]
 			if !found {
-				return 0, fmt.Errorf("statement not prepared: %s", query)
+				if st, found = stmts[query]; !found {
+					return 0, fmt.Errorf("statement not prepared: %s", query)
+				}
+				st = tx.StmtContext(ctx, st)
+				inTx[query] = st
 			}
-			res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			res, err := st.ExecContext(ctx, args...)
 			if err != nil {
 				return 0, err
 			}
