@@ -57,19 +57,10 @@ func TestCompose_HeadersRoundTrip(t *testing.T) {
 		t.Error("no Date")
 	}
 	var types []string
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, _, _ := p.Header.(*mail.InlineHeader).ContentType()
-		types = append(types, ct)
-		body, _ := io.ReadAll(p.Body)
-		if !strings.Contains(string(body), "Текст") {
-			t.Errorf("%s part lost its text: %q", ct, body)
+	for _, p := range inlineParts(t, r) {
+		types = append(types, p.ctype)
+		if !strings.Contains(p.body, "Текст") {
+			t.Errorf("%s part lost its text: %q", p.ctype, p.body)
 		}
 	}
 	if strings.Join(types, ",") != "text/plain,text/html" {
@@ -131,25 +122,17 @@ func TestCompose_ShorterTransferEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][2]string{"text/plain": {"base64", text}, "text/html": {"quoted-printable", html}}
-	for {
-		p, err := r.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		ct, _, _ := p.Header.(*mail.InlineHeader).ContentType()
-		w, ok := want[ct]
+	for _, p := range inlineParts(t, r) {
+		w, ok := want[p.ctype]
 		if !ok {
-			t.Fatalf("unexpected part %s", ct)
+			t.Fatalf("unexpected part %s", p.ctype)
 		}
-		delete(want, ct)
-		if got := p.Header.Get("Content-Transfer-Encoding"); got != w[0] {
-			t.Errorf("%s in %s, want %s", ct, got, w[0])
+		delete(want, p.ctype)
+		if p.encoding != w[0] {
+			t.Errorf("%s in %s, want %s", p.ctype, p.encoding, w[0])
 		}
-		if body, _ := io.ReadAll(p.Body); string(body) != w[1] {
-			t.Errorf("%s decodes to %q", ct, body)
+		if p.body != w[1] {
+			t.Errorf("%s decodes to %q", p.ctype, p.body)
 		}
 	}
 	if len(want) != 0 {
@@ -217,4 +200,31 @@ func mustAddr(t *testing.T, s string) *mail.Address {
 		t.Fatal(err)
 	}
 	return a
+}
+
+type inlinePart struct{ ctype, encoding, body string }
+
+// inlineParts reads the inline parts of a message, decoded.
+func inlineParts(t *testing.T, r *mail.Reader) []inlinePart {
+	t.Helper()
+	var out []inlinePart
+	for {
+		p, err := r.NextPart()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := p.Header.(*mail.InlineHeader)
+		if !ok {
+			continue
+		}
+		ct, _, _ := h.ContentType()
+		body, err := io.ReadAll(p.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, inlinePart{ct, h.Get("Content-Transfer-Encoding"), string(body)})
+	}
 }
