@@ -115,55 +115,72 @@ var errChanged = errors.New("changed while read")
 // a store or spool failure stops the run with an error.
 func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error) {
 	res := Result{Sources: map[string]error{}}
+	err := in.loading(ctx, func() error {
+		if err := in.sweep(); err != nil {
+			in.log().Warn("sweep spool", "err", err)
+		}
+		for _, spec := range specs {
+			log := in.log().With("source", spec.Name)
+			entries, err := spec.Source.List(ctx)
+			if err != nil {
+				res.SourceErrors++
+				res.Sources[spec.Name] = err
+				log.Error("list source", "err", err)
+				continue
+			}
+			work, err := in.plan(ctx, spec, entries, log)
+			if err != nil {
+				return err
+			}
+			var srcErr error
+			for i, w := range work {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if in.Progress != nil {
+					in.Progress(spec.Name, i, len(work), res.Loaded)
+				}
+				ferr, err := in.take(ctx, spec, w.entry, w.feed, &res)
+				if err != nil {
+					return err
+				}
+				if ferr != nil {
+					srcErr = ferr
+				}
+			}
+			if in.Progress != nil && len(work) > 0 {
+				in.Progress(spec.Name, len(work), len(work), res.Loaded)
+			}
+			res.Sources[spec.Name] = srcErr
+			if srcErr != nil {
+				res.SourceErrors++
+			}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// loading runs load with the store set up for loading: the roll-ups
+// brought up to date first (so that the load's batches can add to them),
+// the writer's load cache while load runs, and the days the load marked
+// refreshed at the end, after that cache is given back: the refresh reads
+// on the readers, and keeping the writer's 32 MiB through it set the peak
+// memory of a large ingest.
+func (in *Ingester) loading(ctx context.Context, load func() error) error {
 	if err := in.rollUp(ctx); err != nil {
-		return res, err
+		return err
 	}
 	restore, err := in.DB.LoadCache(ctx)
 	if err != nil {
-		return res, err
+		return err
 	}
-	defer restore()
-	if err := in.sweep(); err != nil {
-		in.log().Warn("sweep spool", "err", err)
+	err = load()
+	restore()
+	if err != nil {
+		return err
 	}
-	for _, spec := range specs {
-		log := in.log().With("source", spec.Name)
-		entries, err := spec.Source.List(ctx)
-		if err != nil {
-			res.SourceErrors++
-			res.Sources[spec.Name] = err
-			log.Error("list source", "err", err)
-			continue
-		}
-		work, err := in.plan(ctx, spec, entries, log)
-		if err != nil {
-			return res, err
-		}
-		var srcErr error
-		for i, w := range work {
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			if in.Progress != nil {
-				in.Progress(spec.Name, i, len(work), res.Loaded)
-			}
-			ferr, err := in.take(ctx, spec, w.entry, w.feed, &res)
-			if err != nil {
-				return res, err
-			}
-			if ferr != nil {
-				srcErr = ferr
-			}
-		}
-		if in.Progress != nil && len(work) > 0 {
-			in.Progress(spec.Name, len(work), len(work), res.Loaded)
-		}
-		res.Sources[spec.Name] = srcErr
-		if srcErr != nil {
-			res.SourceErrors++
-		}
-	}
-	return res, in.rollUp(ctx)
+	return in.rollUp(ctx)
 }
 
 // rollUp brings the daily roll-ups up to date with what was loaded, so

@@ -308,34 +308,29 @@ func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string
 		}
 		byDir[dir] = append(byDir[dir], Entry{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
 	}
-	if err := in.rollUp(ctx); err != nil {
-		return res, err
-	}
-	restore, err := in.DB.LoadCache(ctx)
-	if err != nil {
-		return res, err
-	}
-	defer restore()
-	for _, dir := range dirs {
-		spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
-		if feed != "" {
-			spec.Patterns = map[string][]string{feed: {"*"}}
-		}
-		work, err := in.plan(ctx, spec, byDir[dir], in.log())
-		if err != nil {
-			return res, err
-		}
-		for _, w := range work {
-			srcErr, err := in.take(ctx, spec, w.entry, w.feed, &res)
+	err := in.loading(ctx, func() error {
+		for _, dir := range dirs {
+			spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
+			if feed != "" {
+				spec.Patterns = map[string][]string{feed: {"*"}}
+			}
+			work, err := in.plan(ctx, spec, byDir[dir], in.log())
 			if err != nil {
-				return res, err
+				return err
 			}
-			if srcErr != nil {
-				return res, srcErr
+			for _, w := range work {
+				srcErr, err := in.take(ctx, spec, w.entry, w.feed, &res)
+				if err != nil {
+					return err
+				}
+				if srcErr != nil {
+					return srcErr
+				}
 			}
 		}
-	}
-	return res, in.rollUp(ctx)
+		return nil
+	})
+	return res, err
 }
 
 func patternList() string {
