@@ -115,50 +115,53 @@ var errChanged = errors.New("changed while read")
 // a store or spool failure stops the run with an error.
 func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error) {
 	res := Result{Sources: map[string]error{}}
-	err := in.loading(ctx, func() error {
-		if err := in.sweep(); err != nil {
-			in.log().Warn("sweep spool", "err", err)
+	err := in.loading(ctx, func() error { return in.takeAll(ctx, specs, &res) })
+	return res, err
+}
+
+// takeAll takes the new files of every source, counting into res.
+func (in *Ingester) takeAll(ctx context.Context, specs []SourceSpec, res *Result) error {
+	if err := in.sweep(); err != nil {
+		in.log().Warn("sweep spool", "err", err)
+	}
+	for _, spec := range specs {
+		log := in.log().With("source", spec.Name)
+		entries, err := spec.Source.List(ctx)
+		if err != nil {
+			res.SourceErrors++
+			res.Sources[spec.Name] = err
+			log.Error("list source", "err", err)
+			continue
 		}
-		for _, spec := range specs {
-			log := in.log().With("source", spec.Name)
-			entries, err := spec.Source.List(ctx)
-			if err != nil {
-				res.SourceErrors++
-				res.Sources[spec.Name] = err
-				log.Error("list source", "err", err)
-				continue
+		work, err := in.plan(ctx, spec, entries, log)
+		if err != nil {
+			return err
+		}
+		var srcErr error
+		for i, w := range work {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			work, err := in.plan(ctx, spec, entries, log)
+			if in.Progress != nil {
+				in.Progress(spec.Name, i, len(work), res.Loaded)
+			}
+			ferr, err := in.take(ctx, spec, w.entry, w.feed, res)
 			if err != nil {
 				return err
 			}
-			var srcErr error
-			for i, w := range work {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if in.Progress != nil {
-					in.Progress(spec.Name, i, len(work), res.Loaded)
-				}
-				ferr, err := in.take(ctx, spec, w.entry, w.feed, &res)
-				if err != nil {
-					return err
-				}
-				if ferr != nil {
-					srcErr = ferr
-				}
-			}
-			if in.Progress != nil && len(work) > 0 {
-				in.Progress(spec.Name, len(work), len(work), res.Loaded)
-			}
-			res.Sources[spec.Name] = srcErr
-			if srcErr != nil {
-				res.SourceErrors++
+			if ferr != nil {
+				srcErr = ferr
 			}
 		}
-		return nil
-	})
-	return res, err
+		if in.Progress != nil && len(work) > 0 {
+			in.Progress(spec.Name, len(work), len(work), res.Loaded)
+		}
+		res.Sources[spec.Name] = srcErr
+		if srcErr != nil {
+			res.SourceErrors++
+		}
+	}
+	return nil
 }
 
 // loading runs load with the store set up for loading: the roll-ups
