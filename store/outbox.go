@@ -393,9 +393,11 @@ func (db *DB) UnknownRecipients(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// applyQueries are the statements of Apply for a table: start, sent,
+// applyQueries are the statements of Apply for each table: start, sent,
 // failed.
-func applyQueries(t string) [3]string {
+var applyQueries = map[string][3]string{"invitations": outboxUpdates("invitations"), "messages": outboxUpdates("messages")}
+
+func outboxUpdates(t string) [3]string {
 	return [3]string{
 		`UPDATE ` + t + ` SET status = 'sending', attempts = ?, lease_until = NULL
 			WHERE id = ? AND status = 'planned' AND email <> ''`,
@@ -427,8 +429,8 @@ func (db *DB) Apply(ctx context.Context, steps []Step) ([]bool, error) {
 	// Statements are prepared before the transaction: the writer has one
 	// connection, which the transaction holds.
 	stmts := map[string]*sql.Stmt{}
-	for _, t := range []string{"invitations", "messages"} {
-		for _, q := range applyQueries(t) {
+	for _, qs := range applyQueries {
+		for _, q := range qs {
 			st, err := db.prepared(ctx, q)
 			if err != nil {
 				return nil, fmt.Errorf("record outbox steps: %w", err)
@@ -454,7 +456,7 @@ func (db *DB) Apply(ctx context.Context, steps []Step) ([]bool, error) {
 			return res.RowsAffected()
 		}
 		for i, s := range steps {
-			q := applyQueries(table(s.O.Kind))
+			q := applyQueries[table(s.O.Kind)]
 			switch s.Status {
 			case InvSending:
 				n, err := exec(q[0], s.O.Attempts, s.O.ID)
