@@ -338,14 +338,7 @@ func TestAddResponse_Concurrent(t *testing.T) {
 	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return now }
 	const n = 200
-	var invs []store.NewInvitation
-	for i := range n {
-		invs = append(invs, store.NewInvitation{Candidate: store.Candidate{StoreCode: "0001", Receipt: fmt.Sprint(i), At: now.Add(-24 * time.Hour),
-			CustomerCode: fmt.Sprint(i), Email: fmt.Sprintf("c%d@example.ru", i)}, Token: fmt.Sprint("tok", i), DueAt: now, Expires: now.Add(time.Hour)})
-	}
-	if _, err := db.AddInvitations(ctx, invs, now.AddDate(0, 0, -30)); err != nil {
-		t.Fatal(err)
-	}
+	addInvitations(t, db, now, n)
 	out, err := db.ClaimDue(ctx, n)
 	if err != nil || len(out) != n {
 		t.Fatalf("claim: %d %v", len(out), err)
@@ -489,17 +482,7 @@ func TestClaimDue_Leases(t *testing.T) {
 	db := open(t)
 	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
 	db.Now = func() time.Time { return now }
-	var invs []store.NewInvitation
-	for i := range 3 {
-		r := fmt.Sprint(i)
-		invs = append(invs, store.NewInvitation{
-			Candidate: store.Candidate{StoreCode: "0001", Receipt: "R" + r, At: now.Add(-24 * time.Hour), CustomerCode: "C" + r, Email: r + "@example.ru"},
-			Token:     "tok" + r, DueAt: now.Add(time.Duration(i) * time.Second), Expires: now.Add(24 * time.Hour),
-		})
-	}
-	if n, err := db.AddInvitations(ctx, invs, now.Add(-30*24*time.Hour)); err != nil || n != 3 {
-		t.Fatalf("add invitations: n=%d err=%v", n, err)
-	}
+	addInvitations(t, db, now, 3)
 	now = now.Add(time.Minute)
 	ids := func(out []store.Outgoing) (s []string) {
 		for _, o := range out {
@@ -512,8 +495,8 @@ func TestClaimDue_Leases(t *testing.T) {
 		t.Fatalf("first claim: %v %v", ids(first), err)
 	}
 	rest, err := db.ClaimDue(ctx, 10)
-	if err != nil || len(rest) != 1 || rest[0].Email != "2@example.ru" {
-		t.Fatalf("second claim: %v %v, want only the unleased 2@", ids(rest), err)
+	if err != nil || len(rest) != 1 || rest[0].Email != "c2@example.ru" {
+		t.Fatalf("second claim: %v %v, want only the unleased c2@", ids(rest), err)
 	}
 	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 0 {
 		t.Fatalf("third claim: %v %v, want nothing", ids(again), err)
@@ -521,5 +504,20 @@ func TestClaimDue_Leases(t *testing.T) {
 	now = now.Add(time.Hour)
 	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 3 {
 		t.Fatalf("after the leases ran out: %v %v, want all three", ids(again), err)
+	}
+}
+
+// addInvitations adds n invitations for receipts "0".."n-1" of store 0001
+// (addresses c<i>@example.ru, tokens tok<i>), due at now, claimed in that
+// order, and expiring a day later.
+func addInvitations(tb testing.TB, db *store.DB, now time.Time, n int) {
+	tb.Helper()
+	var invs []store.NewInvitation
+	for i := range n {
+		invs = append(invs, store.NewInvitation{Candidate: store.Candidate{StoreCode: "0001", Receipt: fmt.Sprint(i), At: now.Add(-24 * time.Hour),
+			CustomerCode: fmt.Sprint(i), Email: fmt.Sprintf("c%d@example.ru", i)}, Token: fmt.Sprint("tok", i), DueAt: now, Expires: now.Add(24 * time.Hour)})
+	}
+	if added, err := db.AddInvitations(context.Background(), invs, now.AddDate(0, 0, -30)); err != nil || added != n {
+		tb.Fatalf("add invitations: %d of %d, %v", added, n, err)
 	}
 }
