@@ -308,29 +308,33 @@ func (in *Ingester) IngestFiles(ctx context.Context, feed string, paths []string
 		}
 		byDir[dir] = append(byDir[dir], Entry{Name: name, Size: fi.Size(), ModTime: fi.ModTime()})
 	}
-	err := in.loading(ctx, func() error {
-		for _, dir := range dirs {
-			spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
-			if feed != "" {
-				spec.Patterns = map[string][]string{feed: {"*"}}
-			}
-			work, err := in.plan(ctx, spec, byDir[dir], in.log())
+	err := in.loading(ctx, func() error { return in.takeFiles(ctx, feed, dirs, byDir, &res) })
+	return res, err
+}
+
+// takeFiles takes the files of each folder, in the order of dirs,
+// stopping at the first that fails.
+func (in *Ingester) takeFiles(ctx context.Context, feed string, dirs []string, byDir map[string][]Entry, res *Result) error {
+	for _, dir := range dirs {
+		spec := SourceSpec{Name: "files", Source: &Local{Dir: dir}}
+		if feed != "" {
+			spec.Patterns = map[string][]string{feed: {"*"}}
+		}
+		work, err := in.plan(ctx, spec, byDir[dir], in.log())
+		if err != nil {
+			return err
+		}
+		for _, w := range work {
+			srcErr, err := in.take(ctx, spec, w.entry, w.feed, res)
 			if err != nil {
 				return err
 			}
-			for _, w := range work {
-				srcErr, err := in.take(ctx, spec, w.entry, w.feed, &res)
-				if err != nil {
-					return err
-				}
-				if srcErr != nil {
-					return srcErr
-				}
+			if srcErr != nil {
+				return srcErr
 			}
 		}
-		return nil
-	})
-	return res, err
+	}
+	return nil
 }
 
 func patternList() string {
