@@ -77,6 +77,10 @@ var surveyLink = regexp.MustCompile(`https?://[^\s"<>]+/s/[A-Za-z0-9_-]+\?r=[1-5
 
 // cmdDemo runs the whole nightly cycle on a generated sample drop with an
 // in-process mail server, and says where to look at the results.
+// demoStart is the instant the demo's story starts at: now, except in
+// tests that start it at every hour of a day.
+var demoStart = time.Now
+
 func cmdDemo(ctx context.Context, e *env, args []string) error {
 	var dir string
 	if _, err := flags("demo", args, func(fs *flag.FlagSet) {
@@ -97,7 +101,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(e.stdout, format+"\n", args...) }
 
-	now := time.Now()
+	now := demoStart()
 	drop, err := sample.Write(filepath.Join(dir, "drop"), sample.Options{Now: now, Seed: 2026})
 	if err != nil {
 		return err
@@ -159,6 +163,10 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	}
 	say("   re-delivered and overlapping exports: %s", ingestLine(res))
 
+	// The story goes on from now, or from the instant a test starts it
+	// at (the files were taken on the real clock, their times real).
+	offset := now.Sub(started)
+	a.db.Now = func() time.Time { return time.Now().Add(offset) }
 	pres, err := a.plan(ctx, false)
 	if err != nil {
 		return err
@@ -328,21 +336,27 @@ func redeliver(dir string, files []string) error {
 	return os.WriteFile(filepath.Join(dir, "purchases_2days.csv"), append(prev, body...), 0o644)
 }
 
-// demoSendDue simulates the clock moving on: it steps to each time a
-// piece of mail falls due (the window opens at different instants in
-// each time zone), sends what is due then, and leaves the clock two hours
-// after the last.
+// demoSendDue simulates the clock moving on: it sends what is due now,
+// then steps to each later time a piece of mail falls due (the window
+// opens at different instants in each time zone), sends what is due then,
+// and leaves the clock two hours after the last.
 func (a *app) demoSendDue(ctx context.Context, t *mailer.Templates) (mailer.SendResult, error) {
 	var sent mailer.SendResult
 	dues, err := a.db.DueTimes(ctx)
 	if err != nil {
 		return sent, err
 	}
+	// What is due already goes out at the current time, the rest at the
+	// times it falls due.
+	now := a.db.Now()
+	times := []time.Time{now}
 	for _, due := range dues {
-		if due.Before(a.db.Now()) {
-			continue // due already: sent at the current time below
+		if due.After(now) {
+			times = append(times, due)
 		}
-		a.db.Now = func() time.Time { return due }
+	}
+	for _, at := range times {
+		a.db.Now = func() time.Time { return at }
 		r, err := a.send(ctx, t)
 		if err != nil {
 			return sent, err

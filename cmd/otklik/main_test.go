@@ -54,38 +54,7 @@ func TestMain_Demo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	code, out, errs = run(t, "--config", filepath.Join(dir, "otklik.yaml"), "status", "--json")
-	if code != 0 {
-		t.Fatalf("status exited %d: %s", code, errs)
-	}
-	var s struct {
-		Files       map[string]int64 `json:"files"`
-		Rows        map[string]int64 `json:"rows"`
-		Invitations map[string]int64 `json:"invitations"`
-		Messages    map[string]int64 `json:"messages"`
-		PromoCodes  int64            `json:"promo_codes_issued"`
-		Stores      int64            `json:"stores"`
-		Customers   int64            `json:"customers"`
-		Purchases   int64            `json:"purchases"`
-		Lines       int64            `json:"purchase_lines"`
-		Responses   int64            `json:"responses"`
-		Suppressed  int64            `json:"suppressed"`
-	}
-	if err := json.Unmarshal([]byte(out), &s); err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	for name, v := range map[string]int64{
-		"files.ingested": s.Files["ingested"], "files.skipped_duplicate": s.Files["skipped_duplicate"],
-		"rows.loaded": s.Rows["loaded"], "rows.duplicate": s.Rows["duplicate"], "rows.rejected": s.Rows["rejected"],
-		"stores": s.Stores, "customers": s.Customers, "purchases": s.Purchases, "purchase_lines": s.Lines,
-		"invitations.sent": s.Invitations["sent"], "invitations.bounced": s.Invitations["bounced"],
-		"responses": s.Responses, "suppressed": s.Suppressed,
-		"messages.sent": s.Messages["sent"], "promo_codes_issued": s.PromoCodes,
-	} {
-		if v == 0 {
-			t.Errorf("status %s is 0 after the demo", name)
-		}
-	}
+	s := demoStatus(t, dir)
 	if s.Purchases >= s.Lines {
 		t.Errorf("purchases %d should count receipts, fewer than lines %d", s.Purchases, s.Lines)
 	}
@@ -303,5 +272,68 @@ survey:
 	}
 	if strings.Contains(out, "notes.txt") {
 		t.Errorf("check lists a file no feed takes:\n%s", out)
+	}
+}
+
+// demoCounts is what the demo's checks read from status --json.
+type demoCounts struct {
+	Files       map[string]int64 `json:"files"`
+	Rows        map[string]int64 `json:"rows"`
+	Invitations map[string]int64 `json:"invitations"`
+	Messages    map[string]int64 `json:"messages"`
+	PromoCodes  int64            `json:"promo_codes_issued"`
+	Stores      int64            `json:"stores"`
+	Customers   int64            `json:"customers"`
+	Purchases   int64            `json:"purchases"`
+	Lines       int64            `json:"purchase_lines"`
+	Responses   int64            `json:"responses"`
+	Suppressed  int64            `json:"suppressed"`
+}
+
+// demoStatus reads status --json in a demo's directory and checks that
+// every step of the story left something behind.
+func demoStatus(t *testing.T, dir string) demoCounts {
+	t.Helper()
+	code, out, errs := run(t, "--config", filepath.Join(dir, "otklik.yaml"), "status", "--json")
+	if code != 0 {
+		t.Fatalf("status exited %d: %s", code, errs)
+	}
+	var s demoCounts
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	for name, v := range map[string]int64{
+		"files.ingested": s.Files["ingested"], "files.skipped_duplicate": s.Files["skipped_duplicate"],
+		"rows.loaded": s.Rows["loaded"], "rows.duplicate": s.Rows["duplicate"], "rows.rejected": s.Rows["rejected"],
+		"stores": s.Stores, "customers": s.Customers, "purchases": s.Purchases, "purchase_lines": s.Lines,
+		"invitations.sent": s.Invitations["sent"], "invitations.bounced": s.Invitations["bounced"],
+		"responses": s.Responses, "suppressed": s.Suppressed,
+		"messages.sent": s.Messages["sent"], "promo_codes_issued": s.PromoCodes,
+	} {
+		if v == 0 {
+			t.Errorf("status %s is 0 after the demo", name)
+		}
+	}
+	return s
+}
+
+// The demo tells the whole story whatever the hour it starts at: the
+// invitations due already go out at once, the rest when they fall due.
+func TestMain_DemoAtAnyHour(t *testing.T) {
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func() time.Time) { demoStart = f }(demoStart)
+	for _, hm := range [][2]int{{0, 30}, {7, 0}, {10, 0}, {11, 45}, {16, 20}, {19, 59}, {23, 10}} {
+		t.Run(fmt.Sprintf("%02d:%02d", hm[0], hm[1]), func(t *testing.T) {
+			start := time.Date(2026, 11, 17, hm[0], hm[1], 0, 0, moscow)
+			demoStart = func() time.Time { return start }
+			dir := t.TempDir()
+			if code, out, errs := run(t, "demo", "--dir", dir); code != 0 {
+				t.Fatalf("demo exited %d\n%s\n%s", code, out, errs)
+			}
+			demoStatus(t, dir)
+		})
 	}
 }
