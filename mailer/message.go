@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"mime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
 )
@@ -41,9 +43,9 @@ type Message struct {
 // subject cannot inject a header.
 func Compose(m Message) (msg []byte, messageID string, err error) {
 	var h mail.Header
-	h.SetAddressList("From", []*mail.Address{m.From})
-	h.SetAddressList("To", m.To)
-	h.SetSubject(oneLine(m.Subject))
+	h.Set("From", addressList("From", []*mail.Address{m.From}))
+	h.Set("To", addressList("To", m.To))
+	h.Set("Subject", encodeText("Subject", oneLine(m.Subject)))
 	date := m.Date
 	if date.IsZero() {
 		date = time.Now()
@@ -157,6 +159,63 @@ func transferEncoding(body string) string {
 		return "base64"
 	}
 	return "quoted-printable"
+}
+
+// A line of a header holding RFC 2047 encoded-words is at most 76
+// characters (RFC 2047, section 2). go-message folds a header only at
+// whitespace, and Go's encoder makes words of up to 75 characters, so
+// "Subject: " and one such word already overflow the first line and the
+// whole header would go out on one line. encodeText therefore makes words
+// short enough for the first line, separated by spaces to fold at; a
+// reader joins adjacent encoded-words without the space (RFC 2047, 6.2).
+const maxHeaderLine = 76
+
+// encodeText is the value of header key: s as is if it is printable
+// ASCII, else base64 encoded-words of whole UTF-8 characters, each short
+// enough to follow "key: " on a line.
+func encodeText(key, s string) string {
+	if !needsEncoding(s) {
+		return s
+	}
+	const frame = len("=?utf-8?b??=")
+	room := (maxHeaderLine - len(key) - len(": ") - frame) / 4 * 3 // bytes a word holds
+	var words []string
+	for len(s) > 0 {
+		n := 0
+		for n < len(s) {
+			_, size := utf8.DecodeRuneInString(s[n:])
+			if n > 0 && n+size > room {
+				break
+			}
+			n += size
+		}
+		words = append(words, mime.BEncoding.Encode("utf-8", s[:n]))
+		s = s[n:]
+	}
+	return strings.Join(words, " ")
+}
+
+func needsEncoding(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' || c > '~') && c != '\t' {
+			return true
+		}
+	}
+	return false
+}
+
+// addressList formats addresses for header key as go-message would,
+// except that a display name to encode goes through encodeText.
+func addressList(key string, list []*mail.Address) string {
+	formatted := make([]string, len(list))
+	for i, a := range list {
+		if needsEncoding(a.Name) {
+			formatted[i] = encodeText(key, oneLine(a.Name)) + " " + (&mail.Address{Address: a.Address}).String()
+		} else {
+			formatted[i] = a.String()
+		}
+	}
+	return strings.Join(formatted, ", ")
 }
 
 func oneLine(s string) string {

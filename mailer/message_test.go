@@ -228,3 +228,53 @@ func inlineParts(t *testing.T, r *mail.Reader) []inlinePart {
 		out = append(out, inlinePart{ct, h.Get("Content-Transfer-Encoding"), string(body)})
 	}
 }
+
+// A header line holding encoded-words is at most 76 characters (RFC 2047,
+// section 2), however long the subject or the customer's name, and reads
+// back as it was written.
+func TestCompose_HeaderLinesFold(t *testing.T) {
+	tests := []struct {
+		name, subject, to string
+	}{
+		{"cyrillic", "Хофф Екатеринбург: как прошла ваша покупка 22.11.2026? Оцените обслуживание, это займёт минуту",
+			"Анна Сергеевна Константинопольская-Преображенская"},
+		{"ascii", "How was your purchase on 22.11.2026? Please rate the service, it takes a minute", "Anna \"Ann\" Smith"},
+		{"mixed", "Магазин «Ёлка» (Store #12, Nizhny Novgorod) — оцените покупку 🎄🎄🎄🎄🎄🎄🎄🎄🎄🎄🎄🎄🎄🎄", "Ли 李小龍 Lee"},
+		{"one long word", strings.Repeat("Ж", 200), strings.Repeat("ё", 100)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, _, err := mailer.Compose(mailer.Message{
+				From:    &mail.Address{Name: "Магазин Хофф Екатеринбург, служба заботы о покупателях", Address: "noreply@example.ru"},
+				To:      []*mail.Address{{Name: tt.to, Address: "anna@example.ru"}},
+				Subject: tt.subject,
+				Text:    "Текст",
+				HTML:    "<p>Текст</p>",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+			for _, line := range strings.Split(string(head), "\r\n") {
+				if len(line) > 76 && strings.Contains(line, "=?") {
+					t.Errorf("a header line of %d characters: %s", len(line), line)
+				}
+			}
+			r, err := mail.CreateReader(bytes.NewReader(msg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.Header.Subject(); err != nil || got != tt.subject {
+				t.Errorf("subject = %q (%v), want %q", got, err, tt.subject)
+			}
+			to, err := r.Header.AddressList("To")
+			if err != nil || len(to) != 1 || to[0].Name != tt.to || to[0].Address != "anna@example.ru" {
+				t.Errorf("To = %v (%v), want %q <anna@example.ru>", to, err, tt.to)
+			}
+			from, err := r.Header.AddressList("From")
+			if err != nil || len(from) != 1 || from[0].Name != "Магазин Хофф Екатеринбург, служба заботы о покупателях" {
+				t.Errorf("From = %v (%v)", from, err)
+			}
+		})
+	}
+}
