@@ -2,10 +2,11 @@ package mailer
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
-	"mime"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -42,6 +43,16 @@ type Message struct {
 // Header values are set through go-message, so CR or LF in a name or
 // subject cannot inject a header.
 func Compose(m Message) (msg []byte, messageID string, err error) {
+	var b bytes.Buffer
+	messageID, err = composeTo(&b, m)
+	if err != nil {
+		return nil, "", err
+	}
+	return b.Bytes(), messageID, nil
+}
+
+// composeTo is Compose into b, which the sender reuses.
+func composeTo(b *bytes.Buffer, m Message) (messageID string, err error) {
 	var h mail.Header
 	h.Set("From", addressList("From", []*mail.Address{m.From}))
 	h.Set("To", addressList("To", m.To))
@@ -53,10 +64,10 @@ func Compose(m Message) (msg []byte, messageID string, err error) {
 	h.SetDate(date)
 	_, domain, ok := strings.Cut(m.From.Address, "@")
 	if !ok || domain == "" {
-		return nil, "", fmt.Errorf("compose: sender %q has no domain", m.From.Address)
+		return "", fmt.Errorf("compose: sender %q has no domain", m.From.Address)
 	}
 	if err := h.GenerateMessageIDWithHostname(domain); err != nil {
-		return nil, "", fmt.Errorf("compose: %w", err)
+		return "", fmt.Errorf("compose: %w", err)
 	}
 	messageID, _ = h.MessageID()
 	if m.Unsubscribe != "" {
@@ -67,34 +78,33 @@ func Compose(m Message) (msg []byte, messageID string, err error) {
 		h.Set("List-Unsubscribe", v)
 		h.Set("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
 	}
-	var b bytes.Buffer
 	b.Grow(2048 + len(m.Text)*2 + len(m.HTML)*3/2)
 	if len(m.Attachments) == 0 {
-		w, err := mail.CreateInlineWriter(&b, h)
+		w, err := mail.CreateInlineWriter(b, h)
 		if err != nil {
-			return nil, "", fmt.Errorf("compose: %w", err)
+			return "", fmt.Errorf("compose: %w", err)
 		}
 		if err := writeAlternatives(w, m); err != nil {
-			return nil, "", err
+			return "", err
 		}
 		if err := w.Close(); err != nil {
-			return nil, "", fmt.Errorf("compose: %w", err)
+			return "", fmt.Errorf("compose: %w", err)
 		}
-		return b.Bytes(), messageID, nil
+		return messageID, nil
 	}
-	w, err := mail.CreateWriter(&b, h)
+	w, err := mail.CreateWriter(b, h)
 	if err != nil {
-		return nil, "", fmt.Errorf("compose: %w", err)
+		return "", fmt.Errorf("compose: %w", err)
 	}
 	iw, err := w.CreateInline()
 	if err != nil {
-		return nil, "", fmt.Errorf("compose: %w", err)
+		return "", fmt.Errorf("compose: %w", err)
 	}
 	if err := writeAlternatives(iw, m); err != nil {
-		return nil, "", err
+		return "", err
 	}
 	if err := iw.Close(); err != nil {
-		return nil, "", fmt.Errorf("compose: %w", err)
+		return "", fmt.Errorf("compose: %w", err)
 	}
 	for _, a := range m.Attachments {
 		var ah mail.AttachmentHeader
@@ -102,19 +112,19 @@ func Compose(m Message) (msg []byte, messageID string, err error) {
 		ah.SetFilename(a.Name)
 		aw, err := w.CreateAttachment(ah)
 		if err != nil {
-			return nil, "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
+			return "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
 		}
 		if _, err := aw.Write(a.Data); err != nil {
-			return nil, "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
+			return "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
 		}
 		if err := aw.Close(); err != nil {
-			return nil, "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
+			return "", fmt.Errorf("compose: attach %s: %w", a.Name, err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, "", fmt.Errorf("compose: %w", err)
+		return "", fmt.Errorf("compose: %w", err)
 	}
-	return b.Bytes(), messageID, nil
+	return messageID, nil
 }
 
 func writeAlternatives(w *mail.InlineWriter, m Message) error {
@@ -129,12 +139,31 @@ func writeAlternatives(w *mail.InlineWriter, m Message) error {
 		if err != nil {
 			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
 		}
-		if _, err := io.WriteString(pw, part.body); err != nil {
+		if err := writeString(pw, part.body); err != nil {
 			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
 		}
 		if err := pw.Close(); err != nil {
 			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
 		}
+	}
+	return nil
+}
+
+// chunks are the buffers writeString copies through.
+var chunks = sync.Pool{New: func() any { return new([2048]byte) }}
+
+// writeString writes s to w through a pooled buffer: the part writers
+// have no WriteString, and io.WriteString would copy all of s to a new
+// slice first.
+func writeString(w io.Writer, s string) error {
+	buf := chunks.Get().(*[2048]byte)
+	defer chunks.Put(buf)
+	for len(s) > 0 {
+		n := copy(buf[:], s)
+		if _, err := w.Write(buf[:n]); err != nil {
+			return err
+		}
+		s = s[n:]
 	}
 	return nil
 }
@@ -177,9 +206,10 @@ func encodeText(key, s string) string {
 	if !needsEncoding(s) {
 		return s
 	}
-	const frame = len("=?utf-8?b??=")
-	room := (maxHeaderLine - len(key) - len(": ") - frame) / 4 * 3 // bytes a word holds
-	var words []string
+	const prefix, suffix = "=?utf-8?b?", "?="
+	room := (maxHeaderLine - len(key) - len(": ") - len(prefix) - len(suffix)) / 4 * 3 // bytes a word holds
+	var b strings.Builder
+	b.Grow(len(s)*4/3 + len(s)/room*(len(prefix)+len(suffix)+1) + 16)
 	for len(s) > 0 {
 		n := 0
 		for n < len(s) {
@@ -189,10 +219,16 @@ func encodeText(key, s string) string {
 			}
 			n += size
 		}
-		words = append(words, mime.BEncoding.Encode("utf-8", s[:n]))
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(prefix)
+		var word [64]byte
+		b.Write(base64.StdEncoding.AppendEncode(word[:0], []byte(s[:n])))
+		b.WriteString(suffix)
 		s = s[n:]
 	}
-	return strings.Join(words, " ")
+	return b.String()
 }
 
 func needsEncoding(s string) bool {

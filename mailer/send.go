@@ -138,7 +138,7 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 				for o := range work {
 					c := composed{o: o}
 					if ctx.Err() == nil && !rec.failed() {
-						c.msg, c.id, c.err = d.compose(ctx, o)
+						c = d.compose(ctx, o)
 					}
 					ready <- c
 				}
@@ -147,10 +147,12 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 			defer s.Close()
 			for c := range ready {
 				if rec.failed() {
+					c.release()
 					continue // a store failure: let the others drain
 				}
 				before := results[w]
 				d.sendOne(ctx, s, rec, limits, c, &results[w])
+				c.release()
 				if d.Progress != nil {
 					after := results[w]
 					d.Progress(int(sentN.Add(int64(after.Sent-before.Sent))),
@@ -300,8 +302,17 @@ func (r *recorder) close() error {
 type composed struct {
 	o   store.Outgoing
 	msg []byte
-	id  string // Message-ID
-	err error  // rendering failed
+	id  string        // Message-ID
+	err error         // rendering failed
+	buf *bytes.Buffer // holds msg, back to messageBuffers once sent
+}
+
+// release gives the message's buffer back once it is sent or dropped.
+func (c *composed) release() {
+	if c.buf != nil {
+		messageBuffers.Put(c.buf)
+		c.buf, c.msg = nil, nil
+	}
 }
 
 // sendOne sends and records one piece of mail. A store failure is kept
@@ -392,8 +403,8 @@ func backoff(attempt int) time.Duration {
 }
 
 // compose renders a piece of mail from its templates and builds the
-// signed MIME message.
-func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) ([]byte, string, error) {
+// signed MIME message, in a pooled buffer that release gives back.
+func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) composed {
 	loc := d.Zone
 	if l := store.Zone(o.TimeZone); l != nil {
 		loc = l
@@ -427,30 +438,38 @@ func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) ([]byte, str
 	case store.KindAlert:
 		a, err := d.DB.AnswerOf(ctx, o.InvitationID)
 		if err != nil {
-			return nil, "", err
+			return composed{o: o, err: err}
 		}
 		kind, data, unsubscribe = KindAlert, alertData(a, storeName, loc), ""
 	default:
-		return nil, "", fmt.Errorf("no template for %s mail", o.Kind)
+		return composed{o: o, err: fmt.Errorf("no template for %s mail", o.Kind)}
 	}
 	r, err := d.Templates.Render(kind, data)
 	if err != nil {
-		return nil, "", err
+		return composed{o: o, err: err}
 	}
-	msg, id, err := Compose(Message{
+	buf := messageBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	id, err := composeTo(buf, Message{
 		From: d.From, To: []*mail.Address{{Address: o.Email}}, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
 		Unsubscribe: unsubscribe, UnsubscribeMailto: d.UnsubscribeMailto, Date: d.DB.Now(),
 	})
 	if err != nil {
-		return nil, "", err
+		messageBuffers.Put(buf)
+		return composed{o: o, err: err}
 	}
+	c := composed{o: o, msg: buf.Bytes(), id: id, buf: buf}
 	if d.DKIM != nil {
-		if msg, err = d.DKIM.Sign(msg); err != nil {
-			return nil, "", err
+		if c.msg, err = d.DKIM.Sign(c.msg); err != nil {
+			c.release()
+			return composed{o: o, err: err}
 		}
 	}
-	return msg, id, nil
+	return c
 }
+
+// messageBuffers hold composed messages until they are sent.
+var messageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Salutation turns a 1C full name "Фамилия Имя Отчество" into the polite
 // Russian address "Имя Отчество"; a name of another shape is used as is.
