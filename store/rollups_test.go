@@ -59,14 +59,28 @@ func TestRollups_MatchRawRows(t *testing.T) {
 		}
 		return out
 	}
+	pending := func() int64 {
+		t.Helper()
+		s, err := db.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.RollupDaysPending
+	}
 	check := func(step string, zone *time.Location, wantDays int) {
 		t.Helper()
+		if n := pending(); wantDays > 0 && n == 0 {
+			t.Errorf("%s: status shows no days pending before a refresh of %d", step, wantDays)
+		}
 		days, err := db.RefreshRollups(ctx, zone)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if wantDays >= 0 && days != wantDays {
 			t.Errorf("%s: %d days recomputed, want %d", step, days, wantDays)
+		}
+		if n := pending(); n != 0 {
+			t.Errorf("%s: status shows %d days pending after the refresh", step, n)
 		}
 		ms := months(zone)
 		sales, err := db.MonthlySales(ctx, ms[0], ms[len(ms)-1], nil)

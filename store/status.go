@@ -48,7 +48,11 @@ type Status struct {
 	PromoCodesIssued int64 `json:"promo_codes_issued"`
 	Responses        int64 `json:"responses"`
 	Suppressed       int64 `json:"suppressed"`
-	LastRuns         []Run `json:"last_runs"`
+	// RollupDaysPending counts the days whose lines or answers changed
+	// since their roll-ups were computed (after each ingest and before
+	// each report); one that stays up says the refresh keeps failing.
+	RollupDaysPending int64 `json:"rollup_days_pending"`
+	LastRuns          []Run `json:"last_runs"`
 }
 
 // Run is one recorded run of a job.
@@ -83,6 +87,7 @@ func (db *DB) Status(ctx context.Context) (Status, error) {
 		{&s.Responses, `SELECT count(*) FROM responses`},
 		{&s.Suppressed, `SELECT count(*) FROM suppressions`},
 		{&s.PromoCodesIssued, `SELECT count(*) FROM promo_codes WHERE issued_at IS NOT NULL`},
+		{&s.RollupDaysPending, `SELECT count(*) FROM rollup_dirty`},
 	}
 	for _, c := range counts {
 		if err := q(c.dst, c.query); err != nil {

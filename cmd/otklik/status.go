@@ -42,6 +42,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(w, "follow-ups\t%d planned, %d sent, %d failed, %d bounced, %d unknown, %d expired (reminders, thank-yous, alerts)\n",
 		m.Planned, m.Sent, m.Failed, m.Bounced, m.Unknown, m.Expired)
 	fmt.Fprintf(w, "answers\t%d responses, %d promo codes issued, %d suppressed addresses\n", s.Responses, s.PromoCodesIssued, s.Suppressed)
+	fmt.Fprintf(w, "roll-ups\t%d days changed since the last refresh (refreshed after each ingest and before each report)\n", s.RollupDaysPending)
 	for _, r := range s.LastRuns {
 		outcome := "ok"
 		if !r.OK {
