@@ -147,12 +147,12 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 			defer s.Close()
 			for c := range ready {
 				if rec.failed() {
-					c.release()
+					c.recycle()
 					continue // a store failure: let the others drain
 				}
 				before := results[w]
 				d.sendOne(ctx, s, rec, limits, c, &results[w])
-				c.release()
+				c.recycle()
 				if d.Progress != nil {
 					after := results[w]
 					d.Progress(int(sentN.Add(int64(after.Sent-before.Sent))),
@@ -307,8 +307,8 @@ type composed struct {
 	buf *bytes.Buffer // holds msg, back to messageBuffers once sent
 }
 
-// release gives the message's buffer back once it is sent or dropped.
-func (c *composed) release() {
+// recycle gives the message's buffer back once it is sent or dropped.
+func (c *composed) recycle() {
 	if c.buf != nil {
 		messageBuffers.Put(c.buf)
 		c.buf, c.msg = nil, nil
@@ -403,7 +403,7 @@ func backoff(attempt int) time.Duration {
 }
 
 // compose renders a piece of mail from its templates and builds the
-// signed MIME message, in a pooled buffer that release gives back.
+// signed MIME message, in a pooled buffer that recycle gives back.
 func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) composed {
 	loc := d.Zone
 	if l := store.Zone(o.TimeZone); l != nil {
@@ -461,7 +461,7 @@ func (d *Dispatcher) compose(ctx context.Context, o store.Outgoing) composed {
 	c := composed{o: o, msg: buf.Bytes(), id: id, buf: buf}
 	if d.DKIM != nil {
 		if c.msg, err = d.DKIM.Sign(c.msg); err != nil {
-			c.release()
+			c.recycle()
 			return composed{o: o, err: err}
 		}
 	}
