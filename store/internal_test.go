@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -136,5 +137,60 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 	restore()
 	if n := autocheckpoint(); n != 1000 {
 		t.Errorf("after the load: wal_autocheckpoint %d, want 1000", n)
+	}
+}
+
+// Every query that finds purchase lines by time goes through the hours of
+// purchase_lines_hour, and retention lists the recent lines once instead
+// of searching them for each card: a plan that scans the lines would go
+// unnoticed on test data and take hours on a chain's.
+func TestQueryPlans_PurchaseLinesByHour(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "otklik.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	from, to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC).Unix()
+	for _, tt := range []struct {
+		name  string
+		query string
+		args  []any
+		once  bool // the lines are listed once, not searched for each outer row
+	}{
+		{"sales roll-up of a day", rollups[0].query, []any{from, to}, false},
+		{"plan: candidates", candidatesQuery, []any{from, to, from}, false},
+		{"plan --dry-run: reasons", reasonsQuery, []any{from, to, from, from}, false},
+		{"sales by category", salesByCategoryQuery, []any{from, to, "[]", "[]"}, false},
+		{"retention of cards", retainCardsQuery, []any{from}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, err := db.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+tt.query, tt.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			text := strings.Join(plan, "\n")
+			if !strings.Contains(text, "USING INDEX purchase_lines_hour") {
+				t.Errorf("purchase lines not found by hour:\n%s", text)
+			}
+			for _, step := range plan {
+				if step == "SCAN purchase_lines" || step == "SCAN p" {
+					t.Errorf("a scan of the purchase lines:\n%s", text)
+				}
+			}
+			if tt.once && strings.Contains(text, "CORRELATED") {
+				t.Errorf("the recent lines are searched for each card:\n%s", text)
+			}
+		})
 	}
 }

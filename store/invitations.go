@@ -32,27 +32,31 @@ type Candidate struct {
 	TimeZone           string // the store's, or "" if the store is unknown
 }
 
+// candidatesQuery lists the eligible receipts of [?1, ?2) whose email got
+// no invitation planned at or after ?3.
+var candidatesQuery = `
+	SELECT g.store_code, g.receipt, g.at, g.customer_code, g.email, coalesce(s.timezone, '')
+	FROM (
+		SELECT p.store_code, p.receipt, min(p.at) AS at, p.customer_code, c.email
+		FROM purchase_lines p
+		JOIN customers c ON c.code = p.customer_code
+		WHERE ` + linesAt("p.at") + ` AND p.customer_code <> ''
+		  AND c.email IS NOT NULL AND c.consent = 1 AND c.forgotten = 0
+		GROUP BY p.store_code, p.receipt
+		HAVING min(p.qty_milli) > 0
+	) g
+	LEFT JOIN stores s ON s.code = g.store_code
+	WHERE NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email = g.email)
+	  AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.store_code = g.store_code AND i.receipt = g.receipt)
+	  AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.email = g.email AND i.planned_at >= ?)
+	ORDER BY g.at DESC`
+
 // Candidates returns the receipts bought in [from, to) that pass the
 // eligibility rules that live in data: customer card with an email and
 // consent, not suppressed, no return line, not invited, and no invitation
 // to the same email planned at or after cooldownSince.
 func (db *DB) Candidates(ctx context.Context, from, to, cooldownSince time.Time) ([]Candidate, error) {
-	rows, err := db.read.QueryContext(ctx, `
-		SELECT g.store_code, g.receipt, g.at, g.customer_code, g.email, coalesce(s.timezone, '')
-		FROM (
-			SELECT p.store_code, p.receipt, min(p.at) AS at, p.customer_code, c.email
-			FROM purchase_lines p
-			JOIN customers c ON c.code = p.customer_code
-			WHERE p.at >= ? AND p.at < ? AND p.customer_code <> ''
-			  AND c.email IS NOT NULL AND c.consent = 1 AND c.forgotten = 0
-			GROUP BY p.store_code, p.receipt
-			HAVING min(p.qty_milli) > 0
-		) g
-		LEFT JOIN stores s ON s.code = g.store_code
-		WHERE NOT EXISTS (SELECT 1 FROM suppressions x WHERE x.email = g.email)
-		  AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.store_code = g.store_code AND i.receipt = g.receipt)
-		  AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.email = g.email AND i.planned_at >= ?)
-		ORDER BY g.at DESC`,
+	rows, err := db.read.QueryContext(ctx, candidatesQuery,
 		from.UTC().Unix(), to.UTC().Unix(), cooldownSince.UTC().Unix())
 	if err != nil {
 		return nil, fmt.Errorf("list candidates: %w", err)
@@ -218,28 +222,32 @@ func (db *DB) eachStoreCount(ctx context.Context, query string, arg int64, fn fu
 	return rows.Err()
 }
 
+// reasonsQuery counts the receipts of [?1, ?2) by reason, ?3 being the
+// max-age cut and ?4 the cooldown's start.
+var reasonsQuery = `
+	WITH r AS (
+		SELECT store_code, receipt, min(at) AS at, customer_code AS cc, min(qty_milli) AS minq
+		FROM purchase_lines WHERE ` + linesAt("at") + ` GROUP BY store_code, receipt)
+	SELECT CASE
+		WHEN r.cc = '' THEN 'anonymous'
+		WHEN r.minq < 0 THEN 'return'
+		WHEN c.code IS NULL THEN 'unknown_customer'
+		WHEN c.email IS NULL THEN 'no_email'
+		WHEN c.consent = 0 THEN 'no_consent'
+		WHEN EXISTS (SELECT 1 FROM invitations i WHERE i.store_code = r.store_code AND i.receipt = r.receipt) THEN 'already_invited'
+		WHEN r.at < ? THEN 'too_old'
+		WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.email = c.email) THEN 'suppressed'
+		WHEN EXISTS (SELECT 1 FROM invitations i WHERE i.email = c.email AND i.planned_at >= ?) THEN 'cooldown'
+		ELSE 'eligible' END AS reason, count(*)
+	FROM r LEFT JOIN customers c ON c.code = r.cc GROUP BY reason`
+
 // Reasons classifies the receipts bought in [from, to) by why they would
 // or would not be surveyed: anonymous, return, unknown_customer,
 // no_email, no_consent, already_invited, too_old (bought before
 // maxAgeCut), suppressed, cooldown (the email got a survey at or after
 // cooldownSince), or eligible.
 func (db *DB) Reasons(ctx context.Context, from, to, maxAgeCut, cooldownSince time.Time) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, `
-		WITH r AS (
-			SELECT store_code, receipt, min(at) AS at, customer_code AS cc, min(qty_milli) AS minq
-			FROM purchase_lines WHERE at >= ? AND at < ? GROUP BY store_code, receipt)
-		SELECT CASE
-			WHEN r.cc = '' THEN 'anonymous'
-			WHEN r.minq < 0 THEN 'return'
-			WHEN c.code IS NULL THEN 'unknown_customer'
-			WHEN c.email IS NULL THEN 'no_email'
-			WHEN c.consent = 0 THEN 'no_consent'
-			WHEN EXISTS (SELECT 1 FROM invitations i WHERE i.store_code = r.store_code AND i.receipt = r.receipt) THEN 'already_invited'
-			WHEN r.at < ? THEN 'too_old'
-			WHEN EXISTS (SELECT 1 FROM suppressions x WHERE x.email = c.email) THEN 'suppressed'
-			WHEN EXISTS (SELECT 1 FROM invitations i WHERE i.email = c.email AND i.planned_at >= ?) THEN 'cooldown'
-			ELSE 'eligible' END AS reason, count(*)
-		FROM r LEFT JOIN customers c ON c.code = r.cc GROUP BY reason`,
+	rows, err := db.read.QueryContext(ctx, reasonsQuery,
 		from.UTC().Unix(), to.UTC().Unix(), maxAgeCut.UTC().Unix(), cooldownSince.UTC().Unix())
 	if err != nil {
 		return nil, fmt.Errorf("plan reasons: %w", err)

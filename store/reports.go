@@ -211,17 +211,21 @@ type CategorySales struct {
 	Lines      int64
 }
 
+// salesByCategoryQuery sums the lines of [?1, ?2) in scope ?3 (twice)
+// by category.
+var salesByCategoryQuery = `SELECT category,
+	coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
+	coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
+	count(DISTINCT store_code || char(31) || receipt), count(*)
+	FROM purchase_lines WHERE ` + linesAt("at") + ` AND ` + inScope + ` GROUP BY category ORDER BY category`
+
 // SalesByCategory sums purchase lines of any period by product category,
 // from the lines themselves; the report reads the roll-ups
 // (MonthlySales), which tests check against this.
 func (db *DB) SalesByCategory(ctx context.Context, p Period, sc Scope) ([]CategorySales, error) {
 	from, to := p.args()
 	j := sc.sql()
-	rows, err := db.read.QueryContext(ctx, `SELECT category,
-		coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
-		coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
-		count(DISTINCT store_code || char(31) || receipt), count(*)
-		FROM purchase_lines WHERE at >= ? AND at < ? AND `+inScope+` GROUP BY category ORDER BY category`, from, to, j, j)
+	rows, err := db.read.QueryContext(ctx, salesByCategoryQuery, from, to, j, j)
 	if err != nil {
 		return nil, fmt.Errorf("sales by category: %w", err)
 	}

@@ -45,7 +45,7 @@ var rollups = []rollup{{
 		coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
 		coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
 		count(DISTINCT receipt), count(*)
-		FROM purchase_lines WHERE at >= ? AND at < ? GROUP BY store_code, category`,
+		FROM purchase_lines WHERE ` + linesAt("at") + ` GROUP BY store_code, category`,
 }, {
 	kind: "feedback", daily: "feedback_daily", monthly: "feedback_monthly",
 	keys:   []string{"store_code", "category", "tone"},
@@ -87,6 +87,14 @@ func (r rollup) monthQuery() string {
 	keys := strings.Join(r.keys, ", ")
 	return `SELECT ` + keys + `, ` + strings.Join(sums, ", ") + ` FROM ` + r.daily +
 		` WHERE day >= ? AND day < ? GROUP BY ` + keys
+}
+
+// linesAt is the condition that col, the time of a purchase line, is in
+// [?1, ?2) (unix seconds), the query's first two parameters: SQLite finds
+// the lines through the hours of purchase_lines_hour, then keeps those at
+// the exact times. Plain parameters after it are ?3 and on.
+func linesAt(col string) string {
+	return col + ` / 3600 BETWEEN ?1 / 3600 AND (?2 - 1) / 3600 AND ` + col + ` >= ?1 AND ` + col + ` < ?2`
 }
 
 // utcDaySQL is utcDay of a column of unix times, in SQL.
