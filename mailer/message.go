@@ -40,8 +40,8 @@ type Message struct {
 // Compose builds the MIME message: multipart/alternative with a text and
 // an HTML part, inside multipart/mixed when there are attachments; UTF-8,
 // RFC 2047 encoded headers, Date and a Message-ID on the sender's domain.
-// Header values are set through go-message, so CR or LF in a name or
-// subject cannot inject a header.
+// A subject or display name is made one line and, unless it is plain
+// ASCII, encoded (encodeText), so CR or LF in it cannot inject a header.
 func Compose(m Message) (msg []byte, messageID string, err error) {
 	var b bytes.Buffer
 	messageID, err = composeTo(&b, m)

@@ -15,8 +15,9 @@ import (
 func TestCompose_HeadersRoundTrip(t *testing.T) {
 	subject := "Хофф Екатеринбург: как прошла ваша покупка 22.11.2026? Оцените обслуживание, это займёт минуту"
 	msg, id, err := mailer.Compose(mailer.Message{
-		From:        &mail.Address{Name: "Магазин", Address: "noreply@example.ru"},
-		To:          []*mail.Address{{Name: "Иванова\r\nBcc: victim@example.ru", Address: "anna@example.ru"}},
+		From: &mail.Address{Name: "Магазин", Address: "noreply@example.ru"},
+		To: []*mail.Address{{Name: "Иванова\r\nBcc: victim@example.ru", Address: "anna@example.ru"},
+			{Name: "Ivanova\r\nBcc: victim@example.ru", Address: "ivanova@example.ru"}},
 		Subject:     subject + "\r\nBcc: victim@example.ru",
 		Text:        "Текст",
 		HTML:        "<p>Текст</p>",
