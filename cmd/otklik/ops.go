@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,11 +18,12 @@ import (
 )
 
 // metrics are the daemon's Prometheus metrics: job outcomes and
-// durations as they happen, and the database's counts read at scrape.
+// durations as they happen, and the database's counts.
 type metrics struct {
 	reg      *prometheus.Registry
 	runs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	status   *statusCollector
 }
 
 func newMetrics(db *store.DB) *metrics {
@@ -35,7 +37,22 @@ func newMetrics(db *store.DB) *metrics {
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600},
 		}, []string{"job"}),
 	}
-	m.reg.MustRegister(m.runs, m.duration, &statusCollector{db: db},
+	m.status = newStatusCollector(func(ctx context.Context) (statusSnapshot, error) {
+		s, err := db.Status(ctx)
+		if err != nil {
+			return statusSnapshot{}, err
+		}
+		snap := statusSnapshot{Status: s, lastSuccess: map[string]time.Time{}}
+		for _, r := range s.LastRuns {
+			last, err := db.LastSuccess(ctx, r.Job)
+			if err != nil {
+				return statusSnapshot{}, err
+			}
+			snap.lastSuccess[r.Job] = last
+		}
+		return snap, nil
+	})
+	m.reg.MustRegister(m.runs, m.duration, m.status,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -50,10 +67,81 @@ func (m *metrics) observe(job string, d time.Duration, err error) {
 	}
 	m.runs.WithLabelValues(job, outcome).Inc()
 	m.duration.WithLabelValues(job).Observe(d.Seconds())
+	m.status.invalidate()
 }
 
-// statusCollector reports the database's counts at each scrape.
-type statusCollector struct{ db *store.DB }
+// statusCollector reports the database's counts. Counting a chain's
+// purchase lines takes seconds (a second for 10,000,000 in the page
+// cache, many more from disk), too long to do at every scrape: a scrape
+// reports the counts last read, read again in the background once a job
+// has finished since or they are older than maxAge, and waits for that
+// read at most wait.
+type statusCollector struct {
+	read         func(context.Context) (statusSnapshot, error)
+	maxAge, wait time.Duration
+
+	mu      sync.Mutex
+	status  statusSnapshot
+	err     error
+	readAt  time.Time     // zero until the first read ends
+	stale   bool          // a job has finished since readAt
+	reading chan struct{} // closed when the read in progress ends; nil if none
+}
+
+// statusSnapshot is what one read gives: the counts, and when each job
+// last succeeded.
+type statusSnapshot struct {
+	store.Status
+	lastSuccess map[string]time.Time
+}
+
+func newStatusCollector(read func(context.Context) (statusSnapshot, error)) *statusCollector {
+	return &statusCollector{read: read, maxAge: 5 * time.Minute, wait: 2 * time.Second}
+}
+
+// invalidate has the next scrape read the counts again.
+func (c *statusCollector) invalidate() {
+	c.mu.Lock()
+	c.stale = true
+	c.mu.Unlock()
+}
+
+// current returns the counts, starting a read if they are stale and
+// waiting for it at most c.wait; ok is false until a read has ended.
+func (c *statusCollector) current() (s statusSnapshot, err error, ok bool) {
+	c.mu.Lock()
+	if c.reading == nil && (c.stale || c.readAt.IsZero() || time.Since(c.readAt) > c.maxAge) {
+		c.stale = false
+		c.reading = make(chan struct{})
+		go c.readStatus(c.reading)
+	}
+	reading := c.reading
+	c.mu.Unlock()
+	if reading != nil {
+		t := time.NewTimer(c.wait)
+		select {
+		case <-reading:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status, c.err, !c.readAt.IsZero()
+}
+
+func (c *statusCollector) readStatus(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s, err := c.read(ctx)
+	c.mu.Lock()
+	if err == nil {
+		c.status = s
+	}
+	c.err, c.readAt, c.reading = err, time.Now(), nil
+	c.mu.Unlock()
+	close(done)
+}
 
 var (
 	descFiles   = prometheus.NewDesc("otklik_files", "Files in the ledger by status.", []string{"status"}, nil)
@@ -70,12 +158,13 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := c.db.Status(ctx)
+	s, err, ok := c.current()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descCount, err)
 		return
+	}
+	if !ok {
+		return // the first read is still running
 	}
 	g := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
@@ -102,9 +191,9 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	g(descCount, s.PurchaseLines, "purchase_lines")
 	g(descCount, s.Responses, "responses")
 	g(descCount, s.Suppressed, "suppressions")
-	for _, r := range s.LastRuns {
-		if last, err := c.db.LastSuccess(ctx, r.Job); err == nil && !last.IsZero() {
-			ch <- prometheus.MustNewConstMetric(descLastRun, prometheus.GaugeValue, float64(last.Unix()), r.Job)
+	for job, last := range s.lastSuccess {
+		if !last.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descLastRun, prometheus.GaugeValue, float64(last.Unix()), job)
 		}
 	}
 }
