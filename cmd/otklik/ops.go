@@ -108,7 +108,7 @@ func (c *statusCollector) invalidate() {
 
 // current returns the counts, starting a read if they are stale and
 // waiting for it at most c.wait; ok is false until a read has ended.
-func (c *statusCollector) current() (s statusSnapshot, err error, ok bool) {
+func (c *statusCollector) current() (s statusSnapshot, ok bool, err error) {
 	c.mu.Lock()
 	if c.reading == nil && (c.stale || c.readAt.IsZero() || time.Since(c.readAt) > c.maxAge) {
 		c.stale = false
@@ -127,7 +127,7 @@ func (c *statusCollector) current() (s statusSnapshot, err error, ok bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.status, c.err, !c.readAt.IsZero()
+	return c.status, !c.readAt.IsZero(), c.err
 }
 
 func (c *statusCollector) readStatus(done chan struct{}) {
@@ -158,7 +158,7 @@ func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	s, err, ok := c.current()
+	s, ok, err := c.current()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descCount, err)
 		return
