@@ -29,6 +29,9 @@ type rollup struct {
 	daily, monthly  string
 	keys, values    []string
 	source, sourceT string // the raw rows and their time column, for the full rebuild
+	// hourly says sourceT is indexed by the hour (sourceT / 3600), which
+	// lists the rows' days without reading the rows.
+	hourly bool
 	// query sums raw rows of [?, ?) (unix seconds) by keys, selecting
 	// keys then values.
 	query string
@@ -38,7 +41,7 @@ var rollups = []rollup{{
 	kind: "sales", daily: "sales_daily", monthly: "sales_monthly",
 	keys:   []string{"store_code", "category"},
 	values: []string{"revenue_kop", "returns_kop", "receipts", "lines"},
-	source: "purchase_lines", sourceT: "at",
+	source: "purchase_lines", sourceT: "at", hourly: true,
 	// A receipt belongs to one day, so its count per day adds up to the
 	// month's.
 	query: `SELECT store_code, category,
@@ -75,6 +78,14 @@ const markDirtySQL = `INSERT INTO rollup_dirty (kind, day, mark) VALUES (?, ?, ?
 func markDirty(ctx context.Context, tx *sql.Tx, kind string, t int64) error {
 	_, err := tx.ExecContext(ctx, markDirtySQL, kind, utcDay(t), marks.Add(1))
 	return err
+}
+
+// daysQuery lists the UTC days of the raw rows, or their hours if hourly.
+func (r rollup) daysQuery() string {
+	if r.hourly {
+		return `SELECT DISTINCT ` + r.sourceT + ` / 3600 FROM ` + r.source
+	}
+	return `SELECT DISTINCT ` + utcDaySQL(r.sourceT) + ` FROM ` + r.source
 }
 
 // monthQuery sums the daily roll-up's rows of [?, ?) (local dates) by
@@ -292,19 +303,30 @@ func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
 			return err
 		}
 	}
-	days := map[string][]int64{}
+	days := map[string]map[int64]bool{}
 	for _, r := range rollups {
-		rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT `+utcDaySQL(r.sourceT)+` FROM `+r.source)
+		days[r.kind] = map[int64]bool{}
+		rows, err := db.read.QueryContext(ctx, r.daysQuery())
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var d int64
-			if err := rows.Scan(&d); err != nil {
+			var v int64
+			if err := rows.Scan(&v); err != nil {
 				rows.Close()
 				return err
 			}
-			days[r.kind] = append(days[r.kind], d)
+			if !r.hourly {
+				days[r.kind][v] = true
+				continue
+			}
+			// SQLite divides toward zero: hour v holds the times of
+			// [v*3600, v*3600+3599], or down to v*3600-3599 from v = 0 down.
+			first, last := v*3600, v*3600+3599
+			if v <= 0 {
+				first = v*3600 - 3599
+			}
+			days[r.kind][utcDay(first)], days[r.kind][utcDay(last)] = true, true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -318,7 +340,7 @@ func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
 					return err
 				}
 			}
-			for _, d := range days[r.kind] {
+			for d := range days[r.kind] {
 				if _, err := tx.ExecContext(ctx, markDirtySQL, r.kind, d, marks.Add(1)); err != nil {
 					return err
 				}
