@@ -26,7 +26,8 @@ type metrics struct {
 	status   *statusCollector
 }
 
-func newMetrics(db *store.DB) *metrics {
+// newMetrics makes the metrics of a daemon that runs until ctx ends.
+func newMetrics(ctx context.Context, db *store.DB) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -37,7 +38,7 @@ func newMetrics(db *store.DB) *metrics {
 			Buckets: []float64{0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600},
 		}, []string{"job"}),
 	}
-	m.status = newStatusCollector(func(ctx context.Context) (statusSnapshot, error) {
+	m.status = newStatusCollector(ctx, func(ctx context.Context) (statusSnapshot, error) {
 		s, err := db.Status(ctx)
 		if err != nil {
 			return statusSnapshot{}, err
@@ -77,6 +78,7 @@ func (m *metrics) observe(job string, d time.Duration, err error) {
 // has finished since or they are older than maxAge, and waits for that
 // read at most wait.
 type statusCollector struct {
+	life         context.Context // a read in progress ends with it
 	read         func(context.Context) (statusSnapshot, error)
 	maxAge, wait time.Duration
 
@@ -95,8 +97,8 @@ type statusSnapshot struct {
 	lastSuccess map[string]time.Time
 }
 
-func newStatusCollector(read func(context.Context) (statusSnapshot, error)) *statusCollector {
-	return &statusCollector{read: read, maxAge: 5 * time.Minute, wait: 2 * time.Second}
+func newStatusCollector(life context.Context, read func(context.Context) (statusSnapshot, error)) *statusCollector {
+	return &statusCollector{life: life, read: read, maxAge: 5 * time.Minute, wait: 2 * time.Second}
 }
 
 // invalidate has the next scrape read the counts again.
@@ -131,7 +133,8 @@ func (c *statusCollector) current() (s statusSnapshot, ok bool, err error) {
 }
 
 func (c *statusCollector) readStatus(done chan struct{}) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// A stopping daemon closes the database, which waits for the read.
+	ctx, cancel := context.WithTimeout(c.life, 10*time.Minute)
 	defer cancel()
 	s, err := c.read(ctx)
 	c.mu.Lock()

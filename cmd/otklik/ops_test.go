@@ -17,11 +17,17 @@ func TestStatusCollector_ReadsOnlyWhenStale(t *testing.T) {
 	var reads atomic.Int64
 	var stores atomic.Int64
 	release := make(chan struct{}, 10)
-	var slow atomic.Bool
-	c := newStatusCollector(func(ctx context.Context) (statusSnapshot, error) {
+	var slow, hang atomic.Bool
+	life, stop := context.WithCancel(context.Background())
+	defer stop()
+	c := newStatusCollector(life, func(ctx context.Context) (statusSnapshot, error) {
 		reads.Add(1)
 		if slow.Load() {
 			<-release
+		}
+		if hang.Load() {
+			<-ctx.Done() // as a query interrupted by its context
+			return statusSnapshot{}, ctx.Err()
 		}
 		var s store.Status
 		s.Stores = stores.Load()
@@ -92,5 +98,23 @@ func TestStatusCollector_ReadsOnlyWhenStale(t *testing.T) {
 	scrape()
 	if n := reads.Load(); n != before+1 {
 		t.Errorf("counts older than maxAge: %d reads, want %d", n, before+1)
+	}
+
+	// A read in progress when the daemon stops ends with it, so that
+	// closing the database does not wait for it.
+	hang.Store(true)
+	c.invalidate()
+	scrape()
+	c.mu.Lock()
+	reading := c.reading
+	c.mu.Unlock()
+	if reading == nil {
+		t.Fatal("no read in progress")
+	}
+	stop()
+	select {
+	case <-reading:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the read went on after the daemon stopped")
 	}
 }

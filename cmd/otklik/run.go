@@ -57,7 +57,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 
 // serve runs the servers and the scheduled jobs until ctx ends.
 func (a *app) serve(ctx context.Context, ln, adminLn net.Listener, h *survey.Handler, t *mailer.Templates) error {
-	a.metrics = newMetrics(a.db)
+	a.metrics = newMetrics(ctx, a.db)
 	var tmpl atomic.Pointer[mailer.Templates]
 	tmpl.Store(t)
 	newServer := func(handler http.Handler) *http.Server {
