@@ -5,5 +5,5 @@
 -- read from disk. An hour's lines follow one another in the index, so a
 -- batch appends to the few hundred hours it touches. Queries give the
 -- hour range and then the exact times (see linesAt).
-DROP INDEX purchase_lines_at;
+DROP INDEX IF EXISTS purchase_lines_at;
 CREATE INDEX purchase_lines_hour ON purchase_lines (at / 3600);
