@@ -19,11 +19,7 @@ import (
 // next refresh counts it.
 func TestRollSales_DuringRefreshOfTheLocalDay(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "otklik.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	moscow, err := time.LoadLocation("Europe/Moscow")
 	if err != nil {
 		t.Fatal(err)
@@ -146,11 +142,7 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 // unnoticed on test data and take hours on a chain's.
 func TestQueryPlans_PurchaseLinesByHour(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "otklik.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	from, to := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC).Unix()
 	for _, tt := range []struct {
 		name  string
@@ -194,4 +186,16 @@ func TestQueryPlans_PurchaseLinesByHour(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openTestDB opens a new database for a test of the package's insides,
+// as open does for the outside tests.
+func openTestDB(tb testing.TB) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), filepath.Join(tb.TempDir(), "otklik.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
