@@ -179,10 +179,10 @@ func (db *DB) Summarize(ctx context.Context, p Period) (DaySummary, error) {
 // retainCardsQuery anonymizes the cards neither updated nor used in a
 // purchase since ?1. The lines since then are listed once, not searched
 // for each card: purchase_lines has no index by customer.
-const retainCardsQuery = `UPDATE customers SET name = NULL, email = NULL, phone = NULL, birth_date = NULL,
+var retainCardsQuery = `UPDATE customers SET name = NULL, email = NULL, phone = NULL, birth_date = NULL,
 	consent = 0, forgotten = 1
 	WHERE forgotten = 0 AND updated_at < ?1
-	  AND code NOT IN (SELECT customer_code FROM purchase_lines WHERE at / 3600 >= ?1 / 3600 AND at >= ?1)`
+	  AND code NOT IN (SELECT customer_code FROM purchase_lines WHERE ` + linesSince("at") + `)`
 
 // Retain anonymizes personal data older than the cutoffs: cards neither
 // updated by 1C nor used in a purchase since customersBefore keep only

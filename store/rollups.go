@@ -108,6 +108,12 @@ func linesAt(col string) string {
 	return col + ` / 3600 BETWEEN ?1 / 3600 AND (?2 - 1) / 3600 AND ` + col + ` >= ?1 AND ` + col + ` < ?2`
 }
 
+// linesSince is the condition that col, the time of a purchase line, is
+// at or after ?1, found through the hours as linesAt does.
+func linesSince(col string) string {
+	return col + ` / 3600 >= ?1 / 3600 AND ` + col + ` >= ?1`
+}
+
 // utcDaySQL is utcDay of a column of unix times, in SQL.
 func utcDaySQL(col string) string {
 	return `((` + col + ` - CASE WHEN ` + col + ` < 0 THEN 86399 ELSE 0 END) / 86400)`
