@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -21,24 +22,28 @@ import (
 )
 
 // fakeSMTP is a scripted SMTP server: act is asked what to do at each
-// step of each session ("greet", "rcpt", "data", "dot") and may answer
-// with a reply line to send instead of the normal one, "drop" to close
-// the connection, or "stall" to stop answering.
+// step of each session ("greet", "rcpt", "data", "dot", "starttls") and
+// may answer with a reply line to send instead of the normal one, "drop"
+// to close the connection, or "stall" to stop answering. It offers the
+// extensions given to startFake, but none of them works but PIPELINING.
 type fakeSMTP struct {
 	ln       net.Listener
+	ext      []string
 	mu       sync.Mutex
 	act      func(step string, session int) string
 	sessions int
 	accepted int
+	// pipelined counts MAIL commands that came with the commands after.
+	pipelined int
 }
 
-func startFake(t *testing.T, act func(step string, session int) string) *fakeSMTP {
+func startFake(t *testing.T, act func(step string, session int) string, ext ...string) *fakeSMTP {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeSMTP{ln: ln, act: act}
+	f := &fakeSMTP{ln: ln, act: act, ext: ext}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -85,8 +90,19 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
 		switch cmd {
 		case "EHLO", "HELO":
-			fmt.Fprintf(c, "250-fake\r\n250 8BITMIME\r\n")
+			fmt.Fprintf(c, "250-fake\r\n")
+			for _, e := range f.ext {
+				fmt.Fprintf(c, "250-%s\r\n", e)
+			}
+			fmt.Fprintf(c, "250 8BITMIME\r\n")
+		case "STARTTLS":
+			say("starttls", "454 4.7.0 TLS not available")
 		case "MAIL":
+			if r.Buffered() > 0 {
+				f.mu.Lock()
+				f.pipelined++
+				f.mu.Unlock()
+			}
 			fmt.Fprintf(c, "250 ok\r\n")
 		case "RCPT":
 			say("rcpt", "250 ok")
@@ -134,44 +150,108 @@ func TestDispatcher_FaultyServer(t *testing.T) {
 		{"stall after the final dot", "dot", "stall", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
 		{"stall at greeting", "greet", "stall", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
 	} {
+		for _, ext := range []string{"", "PIPELINING"} {
+			t.Run(tc.name+" "+map[string]string{"": "one by one", "PIPELINING": "pipelined"}[ext], func(t *testing.T) {
+				srv := startFake(t, func(step string, session int) string {
+					if step == tc.step && session == 1 {
+						return tc.reply
+					}
+					return ""
+				}, ext)
+				f := planned(t, 1)
+				s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 300 * time.Millisecond})
+				start := time.Now()
+				res, err := f.dispatcher(t, s).Send(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !tc.want(res) {
+					t.Fatalf("res = %+v", res)
+				}
+				if time.Since(start) > 5*time.Second {
+					t.Fatalf("took %v", time.Since(start))
+				}
+				st, _ := f.db.Status(context.Background())
+				got := map[string]int64{"planned": st.Invitations.Planned, "bounced": st.Invitations.Bounced,
+					"failed": st.Invitations.Failed, "unknown": st.Invitations.Unknown}[tc.wantStatus]
+				if got != 1 {
+					t.Fatalf("%s = %d, want 1 (%+v)", tc.wantStatus, got, st.Invitations)
+				}
+				// Mail whose fate is unknown is never sent again; a retry is.
+				f.now = f.now.Add(3 * time.Hour)
+				res, err = f.dispatcher(t, s).Send(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantRetry := 0
+				if tc.wantStatus == "planned" {
+					wantRetry = 1
+				}
+				if res.Sent != wantRetry {
+					t.Fatalf("second run sent %d, want %d", res.Sent, wantRetry)
+				}
+			})
+		}
+	}
+}
+
+// TestSMTPSender_PipelinesOnlyWhenOffered: MAIL, RCPT and DATA go out
+// together to a server that offers PIPELINING (RFC 2920), and one by one
+// to one that does not.
+func TestSMTPSender_PipelinesOnlyWhenOffered(t *testing.T) {
+	for _, ext := range []string{"", "PIPELINING"} {
+		srv := startFake(t, func(string, int) string { return "" }, ext)
+		s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+		for i := range 3 {
+			env := mailer.Envelope{From: "noreply@example.ru", To: []string{fmt.Sprintf("c%d@example.ru", i)}}
+			if err := s.Send(context.Background(), env, []byte("Subject: hi\r\n\r\nhi\r\n"), nil); err != nil {
+				t.Fatalf("%q: send %d: %v", ext, i, err)
+			}
+		}
+		s.Close()
+		srv.mu.Lock()
+		accepted, pipelined, sessions := srv.accepted, srv.pipelined, srv.sessions
+		srv.mu.Unlock()
+		want := 0
+		if ext != "" {
+			want = 3
+		}
+		if accepted != 3 || pipelined != want || sessions != 1 {
+			t.Errorf("%q: %d accepted, %d pipelined, %d sessions; want 3, %d, 1", ext, accepted, pipelined, sessions, want)
+		}
+	}
+}
+
+// TestSMTPSender_StartTLSFailures: a server that does not offer STARTTLS,
+// refuses it, or slips a reply in before the handshake gets no mail.
+func TestSMTPSender_StartTLSFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name, reply string
+		ext         []string
+		want        string
+	}{
+		{"not offered", "", nil, "does not offer STARTTLS"},
+		{"refused", "", []string{"STARTTLS"}, "454"},
+		{"injected", "220 go ahead\r\n250 injected", []string{"STARTTLS"}, "more than its reply"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startFake(t, func(step string, session int) string {
-				if step == tc.step && session == 1 {
+			srv := startFake(t, func(step string, _ int) string {
+				if step == "starttls" {
 					return tc.reply
 				}
 				return ""
-			})
-			f := planned(t, 1)
-			s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 300 * time.Millisecond})
-			start := time.Now()
-			res, err := f.dispatcher(t, s).Send(context.Background())
-			if err != nil {
-				t.Fatal(err)
+			}, tc.ext...)
+			s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSStartTLS, Timeout: 5 * time.Second})
+			err := s.Send(context.Background(), mailer.Envelope{From: "noreply@example.ru", To: []string{"c@example.ru"}},
+				[]byte("Subject: hi\r\n\r\nhi\r\n"), nil)
+			var se *mailer.SendError
+			if !errors.As(err, &se) || se.Stage != "starttls" || se.Outcome != mailer.Temporary || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a temporary starttls failure saying %q", err, tc.want)
 			}
-			if !tc.want(res) {
-				t.Fatalf("res = %+v", res)
-			}
-			if time.Since(start) > 5*time.Second {
-				t.Fatalf("took %v", time.Since(start))
-			}
-			st, _ := f.db.Status(context.Background())
-			got := map[string]int64{"planned": st.Invitations.Planned, "bounced": st.Invitations.Bounced,
-				"failed": st.Invitations.Failed, "unknown": st.Invitations.Unknown}[tc.wantStatus]
-			if got != 1 {
-				t.Fatalf("%s = %d, want 1 (%+v)", tc.wantStatus, got, st.Invitations)
-			}
-			// Mail whose fate is unknown is never sent again; a retry is.
-			f.now = f.now.Add(3 * time.Hour)
-			res, err = f.dispatcher(t, s).Send(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantRetry := 0
-			if tc.wantStatus == "planned" {
-				wantRetry = 1
-			}
-			if res.Sent != wantRetry {
-				t.Fatalf("second run sent %d, want %d", res.Sent, wantRetry)
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			if srv.accepted != 0 {
+				t.Fatal("a message went out in clear")
 			}
 		})
 	}

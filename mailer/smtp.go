@@ -1,11 +1,14 @@
 package mailer
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -89,13 +92,18 @@ type SMTPConfig struct {
 
 // SMTPSender sends through one SMTP connection, opened on first use and
 // kept for the messages that follow. A transaction that failed is reset
-// with RSET; one that ended with the server's reply to the data needs no
-// reset, the next MAIL starts afresh (RFC 5321 4.1.1.4), which saves a
-// round trip a message.
+// with RSET, or the connection dropped if replies to commands pipelined
+// with the failed one are still unread; one that ended with the server's
+// reply to the data needs no reset, the next MAIL starts afresh (RFC 5321
+// 4.1.1.4), which saves a round trip a message.
 type SMTPSender struct {
 	cfg SMTPConfig
 	c   *smtp.Client
 	n   int // messages on this connection
+	// conn is c's connection (above TLS); pipelining says it sends a
+	// transaction's commands together.
+	conn       *corkedConn
+	pipelining bool
 }
 
 var _ Sender = (*SMTPSender)(nil)
@@ -121,10 +129,16 @@ func NewSMTPSender(cfg SMTPConfig) *SMTPSender {
 // Dial connects, says hello, secures and authenticates a new client. It is
 // also what `otklik check` uses to test the server.
 func (s *SMTPSender) Dial(ctx context.Context) (*smtp.Client, error) {
+	c, _, err := s.dial(ctx)
+	return c, err
+}
+
+// dial is Dial, also returning the connection under the client.
+func (s *SMTPSender) dial(ctx context.Context) (*smtp.Client, *corkedConn, error) {
 	cfg := s.cfg
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
-		return nil, &SendError{Temporary, "dial", err}
+		return nil, nil, &SendError{Temporary, "dial", err}
 	}
 	tlsCfg := cfg.TLSConfig
 	if tlsCfg == nil {
@@ -137,52 +151,53 @@ func (s *SMTPSender) Dial(ctx context.Context) (*smtp.Client, error) {
 	d := net.Dialer{Timeout: cfg.Timeout}
 	raw, err := d.DialContext(ctx, "tcp", cfg.Address)
 	if err != nil {
-		return nil, &SendError{Temporary, "dial", err}
+		return nil, nil, &SendError{Temporary, "dial", err}
 	}
+	// The client's connection sits above TLS, where corkedConn sees the
+	// commands.
 	conn := &corkedConn{Conn: raw}
-	var c *smtp.Client
 	switch cfg.TLS {
 	case TLSImplicit:
-		tc := tls.Client(conn, tlsCfg)
+		tc := tls.Client(raw, tlsCfg)
 		tc.SetDeadline(time.Now().Add(cfg.Timeout))
 		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, &SendError{Temporary, "tls", err}
+			raw.Close()
+			return nil, nil, &SendError{Temporary, "tls", err}
 		}
-		c = smtp.NewClient(tc)
+		tc.SetDeadline(time.Time{})
+		conn.Conn = tc
 	case TLSStartTLS:
-		// The first EHLO says "localhost"; after STARTTLS the session
-		// starts over and Hello below introduces us properly.
-		c, err = smtp.NewClientStartTLS(conn, tlsCfg)
+		tc, reply, err := startTLS(ctx, raw, cfg.Hello, tlsCfg, cfg.Timeout)
 		if err != nil {
-			conn.Close()
-			return nil, &SendError{classify(err, Temporary), "starttls", err}
+			raw.Close()
+			return nil, nil, &SendError{classify(err, Temporary), "starttls", err}
 		}
+		conn.Conn, conn.greeting = tc, []byte(reply)
 	case TLSNone:
-		c = smtp.NewClient(conn)
 	default:
-		conn.Close()
-		return nil, &SendError{Refused, "dial", fmt.Errorf("unknown tls mode %q", cfg.TLS)}
+		raw.Close()
+		return nil, nil, &SendError{Refused, "dial", fmt.Errorf("unknown tls mode %q", cfg.TLS)}
 	}
+	c := smtp.NewClient(conn)
 	c.CommandTimeout = cfg.Timeout
 	c.SubmissionTimeout = 2 * cfg.Timeout
 	if err := c.Hello(cfg.Hello); err != nil {
 		c.Close()
-		return nil, &SendError{classify(err, Temporary), "hello", err}
+		return nil, nil, &SendError{classify(err, Temporary), "hello", err}
 	}
 	if cfg.User != "" {
 		// go-sasl's PLAIN sends the password whatever the transport; only
 		// ever over TLS (PITFALLS: go-smtp AUTH in clear).
-		if _, ok := c.TLSConnectionState(); !ok {
+		if cfg.TLS == TLSNone {
 			c.Close()
-			return nil, &SendError{Refused, "auth", errors.New("refusing to send the password over a connection without TLS")}
+			return nil, nil, &SendError{Refused, "auth", errors.New("refusing to send the password over a connection without TLS")}
 		}
 		if err := c.Auth(sasl.NewPlainClient("", cfg.User, cfg.Password)); err != nil {
 			c.Close()
-			return nil, &SendError{classify(err, Refused), "auth", err}
+			return nil, nil, &SendError{classify(err, Refused), "auth", err}
 		}
 	}
-	return c, nil
+	return c, conn, nil
 }
 
 // Send delivers one message. A per-message failure resets the session so
@@ -192,11 +207,13 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 		s.Close()
 	}
 	if s.c == nil {
-		c, err := s.Dial(ctx)
+		c, conn, err := s.dial(ctx)
 		if err != nil {
 			return err
 		}
-		s.c, s.n = c, 0
+		s.c, s.conn, s.n = c, conn, 0
+		// Extension says hello first if Dial did not need to.
+		s.pipelining, _ = c.Extension("PIPELINING")
 	}
 	s.n++
 	err := s.transaction(env, msg, confirm)
@@ -204,7 +221,7 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 		return nil
 	}
 	var se *SendError
-	if errors.As(err, &se) && se.Outcome != Uncertain && isReply(se.Err) {
+	if errors.As(err, &se) && se.Outcome != Uncertain && isReply(se.Err) && !s.conn.pending() {
 		if s.c.Reset() == nil {
 			return err
 		}
@@ -215,6 +232,15 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 
 func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) error {
 	c := s.c
+	if s.pipelining {
+		// RCPT and DATA go out with MAIL, and the client's own copies of
+		// them are taken as sent.
+		var cmds []byte
+		for _, to := range env.To {
+			cmds = fmt.Appendf(cmds, "RCPT TO:<%s>\r\n", to)
+		}
+		s.conn.pipeline(append(cmds, "DATA\r\n"...))
+	}
 	if err := c.Mail(env.From, nil); err != nil {
 		return &SendError{classify(err, Temporary), "mail", err}
 	}
@@ -270,7 +296,7 @@ func isReply(err error) bool {
 func (s *SMTPSender) drop() {
 	if s.c != nil {
 		s.c.Close()
-		s.c = nil
+		s.c, s.conn = nil, nil
 	}
 }
 
@@ -293,20 +319,104 @@ func (s *SMTPSender) Check(ctx context.Context) error {
 	return c.Quit()
 }
 
+// startTLS secures raw as RFC 3207 has it: the greeting, EHLO, STARTTLS,
+// then the TLS handshake. go-smtp's client would put TLS around the
+// connection it was given, below corkedConn, which would then see only
+// ciphertext; so the client starts on the secured connection instead, and
+// takes the server's 220 reply to STARTTLS for the greeting it reads
+// first. Its own EHLO then starts the session afresh, as it must.
+func startTLS(ctx context.Context, raw net.Conn, hello string, cfg *tls.Config, timeout time.Duration) (*tls.Conn, string, error) {
+	raw.SetDeadline(time.Now().Add(timeout))
+	defer raw.SetDeadline(time.Time{})
+	tp := textproto.NewConn(raw)
+	cmd := func(code int, format string, args ...any) (string, error) {
+		if format != "" {
+			if err := tp.PrintfLine(format, args...); err != nil {
+				return "", err
+			}
+		}
+		_, msg, err := tp.ReadResponse(code)
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			err = &smtp.SMTPError{Code: te.Code, Message: te.Msg}
+		}
+		return msg, err
+	}
+	if _, err := cmd(220, ""); err != nil {
+		return nil, "", err
+	}
+	ext, err := cmd(250, "EHLO %s", hello)
+	if err != nil {
+		return nil, "", err
+	}
+	offered := false
+	for _, line := range strings.Split(ext, "\n")[1:] {
+		offered = offered || strings.EqualFold(strings.TrimSpace(line), "STARTTLS")
+	}
+	if !offered {
+		return nil, "", errors.New("the server does not offer STARTTLS")
+	}
+	reply, err := cmd(220, "STARTTLS")
+	if err != nil {
+		return nil, "", err
+	}
+	if tp.R.Buffered() > 0 {
+		// Whatever came before the handshake was not encrypted and must
+		// not pass for what came after (CVE-2011-0411).
+		return nil, "", errors.New("the server sent more than its reply to STARTTLS")
+	}
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, "", err
+	}
+	return tc, "220 " + strings.ReplaceAll(reply, "\n", " ") + "\r\n", nil
+}
+
 // corkedConn holds what is written until the next read. An SMTP client
 // reads a reply after every command, so nothing waits longer than it
 // would anyway, but a message written through the client's 4 KiB buffer
 // leaves in one write with its final dot instead of one per 4 KiB: fewer
 // system calls and wake-ups on both sides.
+//
+// It also pipelines (RFC 2920) for go-smtp's client, which writes a
+// command only once it has the reply to the one before: given the
+// commands that will follow the next one, it sends them together, then
+// takes the client's own copies as sent. The server answers in order and
+// the client reads each reply as if its command had gone alone; a
+// transaction costs two round trips (MAIL, RCPT and DATA; the data)
+// instead of four.
 type corkedConn struct {
 	net.Conn
 	buf []byte
+	// ahead goes out with the next write; sent is what went out early
+	// and the client has yet to write, pending its replies.
+	ahead, sent []byte
+	// greeting is read before the connection: see startTLS.
+	greeting []byte
 }
 
 // corkMax is how much corkedConn holds before it writes anyway.
 const corkMax = 64 << 10
 
+// errPipeline is a client writing other commands than it was to.
+var errPipeline = errors.New("smtp client wrote other commands than pipelined")
+
+// pipeline sends cmds, CRLF-terminated, with the next command.
+func (c *corkedConn) pipeline(cmds []byte) { c.ahead = append(c.ahead[:0], cmds...) }
+
+// pending reports whether commands went out early whose replies the
+// client has not read: the session cannot go on from there.
+func (c *corkedConn) pending() bool { return c != nil && len(c.ahead)+len(c.sent) > 0 }
+
 func (c *corkedConn) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(c.sent) > 0 {
+		k := min(len(p), len(c.sent))
+		if !bytes.Equal(p[:k], c.sent[:k]) {
+			return 0, errPipeline
+		}
+		c.sent, p = c.sent[k:], p[k:]
+	}
 	if len(c.buf)+len(p) > corkMax {
 		if err := c.flush(); err != nil {
 			return 0, err
@@ -316,10 +426,15 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 		}
 	}
 	c.buf = append(c.buf, p...)
-	return len(p), nil
+	return n, nil
 }
 
 func (c *corkedConn) Read(p []byte) (int, error) {
+	if len(c.greeting) > 0 {
+		n := copy(p, c.greeting)
+		c.greeting = c.greeting[n:]
+		return n, nil
+	}
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
@@ -329,6 +444,11 @@ func (c *corkedConn) Read(p []byte) (int, error) {
 func (c *corkedConn) flush() error {
 	if len(c.buf) == 0 {
 		return nil
+	}
+	if len(c.ahead) > 0 {
+		c.buf = append(c.buf, c.ahead...)
+		c.sent = append(c.sent, c.ahead...)
+		c.ahead = c.ahead[:0]
 	}
 	_, err := c.Conn.Write(c.buf)
 	c.buf = c.buf[:0]

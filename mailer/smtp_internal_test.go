@@ -49,3 +49,43 @@ func TestCorkedConn_WritesOnRead(t *testing.T) {
 		t.Fatal("an empty hold was written")
 	}
 }
+
+func TestCorkedConn_Pipelines(t *testing.T) {
+	rec := &recordingConn{}
+	c := &corkedConn{Conn: rec, greeting: []byte("220 ready\r\n")}
+	buf := make([]byte, 64)
+	if n, _ := c.Read(buf); string(buf[:n]) != "220 ready\r\n" || len(rec.writes) != 0 {
+		t.Fatalf("greeting %q, %d writes", buf[:n], len(rec.writes))
+	}
+	c.pipeline([]byte("RCPT TO:<a@example.ru>\r\nDATA\r\n"))
+	c.Write([]byte("MAIL FROM:<n@example.ru>\r\n"))
+	c.Read(buf)
+	if len(rec.writes) != 1 || rec.writes[0] != "MAIL FROM:<n@example.ru>\r\nRCPT TO:<a@example.ru>\r\nDATA\r\n" {
+		t.Fatalf("writes %q, want the three commands in one", rec.writes)
+	}
+	if !c.pending() {
+		t.Fatal("nothing pending after sending ahead")
+	}
+	// The client's own copies, in whatever pieces, are not sent again.
+	for _, s := range []string{"RCPT TO:<a@", "example.ru>\r\n", "DATA\r\n"} {
+		if n, err := c.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("write %q: %d %v", s, n, err)
+		}
+		c.Read(buf)
+	}
+	if len(rec.writes) != 1 || c.pending() {
+		t.Fatalf("writes %q, pending %v", rec.writes, c.pending())
+	}
+	c.Write([]byte("Subject: x\r\n\r\n.\r\n"))
+	c.Read(buf)
+	if len(rec.writes) != 2 {
+		t.Fatalf("writes %q", rec.writes)
+	}
+	// A client that writes something else is stopped.
+	c.pipeline([]byte("RCPT TO:<b@example.ru>\r\nDATA\r\n"))
+	c.Write([]byte("MAIL FROM:<n@example.ru>\r\n"))
+	c.Read(buf)
+	if _, err := c.Write([]byte("RCPT TO:<c@example.ru>\r\n")); err != errPipeline {
+		t.Fatalf("err = %v, want errPipeline", err)
+	}
+}
