@@ -25,7 +25,8 @@ import (
 // step of each session ("greet", "rcpt", "data", "dot", "starttls") and
 // may answer with a reply line to send instead of the normal one, "drop"
 // to close the connection, or "stall" to stop answering. It offers the
-// extensions given to startFake, but none of them works but PIPELINING.
+// extensions given to startFake but implements none: PIPELINING works
+// because it answers each command as it reads it.
 type fakeSMTP struct {
 	ln       net.Listener
 	ext      []string
@@ -35,6 +36,7 @@ type fakeSMTP struct {
 	accepted int
 	// pipelined counts MAIL commands that came with the commands after.
 	pipelined int
+	rcpts     []string
 }
 
 func startFake(t *testing.T, act func(step string, session int) string, ext ...string) *fakeSMTP {
@@ -105,6 +107,9 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 			}
 			fmt.Fprintf(c, "250 ok\r\n")
 		case "RCPT":
+			f.mu.Lock()
+			f.rcpts = append(f.rcpts, strings.TrimSpace(line))
+			f.mu.Unlock()
 			say("rcpt", "250 ok")
 		case "DATA":
 			if !say("data", "354 go ahead") {
@@ -150,14 +155,14 @@ func TestDispatcher_FaultyServer(t *testing.T) {
 		{"stall after the final dot", "dot", "stall", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
 		{"stall at greeting", "greet", "stall", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
 	} {
-		for _, ext := range []string{"", "PIPELINING"} {
-			t.Run(tc.name+" "+map[string]string{"": "one by one", "PIPELINING": "pipelined"}[ext], func(t *testing.T) {
+		for _, mode := range sendModes {
+			t.Run(tc.name+", "+mode.name, func(t *testing.T) {
 				srv := startFake(t, func(step string, session int) string {
 					if step == tc.step && session == 1 {
 						return tc.reply
 					}
 					return ""
-				}, ext)
+				}, mode.ext...)
 				f := planned(t, 1)
 				s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 300 * time.Millisecond})
 				start := time.Now()
@@ -195,29 +200,46 @@ func TestDispatcher_FaultyServer(t *testing.T) {
 	}
 }
 
+// sendModes are the ways a client may send commands: one at a time, or
+// pipelined to a server that offers it.
+var sendModes = []struct {
+	name string
+	ext  []string
+}{{"one by one", nil}, {"pipelined", []string{"PIPELINING"}}}
+
 // TestSMTPSender_PipelinesOnlyWhenOffered: MAIL, RCPT and DATA go out
 // together to a server that offers PIPELINING (RFC 2920), and one by one
 // to one that does not.
 func TestSMTPSender_PipelinesOnlyWhenOffered(t *testing.T) {
-	for _, ext := range []string{"", "PIPELINING"} {
-		srv := startFake(t, func(string, int) string { return "" }, ext)
+	for _, mode := range sendModes {
+		srv := startFake(t, func(string, int) string { return "" }, mode.ext...)
 		s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
 		for i := range 3 {
 			env := mailer.Envelope{From: "noreply@example.ru", To: []string{fmt.Sprintf("c%d@example.ru", i)}}
 			if err := s.Send(context.Background(), env, []byte("Subject: hi\r\n\r\nhi\r\n"), nil); err != nil {
-				t.Fatalf("%q: send %d: %v", ext, i, err)
+				t.Fatalf("%s: send %d: %v", mode.name, i, err)
 			}
+		}
+		// An address with a line break goes nowhere, not even ahead.
+		env := mailer.Envelope{From: "noreply@example.ru", To: []string{"x@example.ru>\r\nRCPT TO:<y@example.ru"}}
+		if err := s.Send(context.Background(), env, []byte("Subject: hi\r\n\r\nhi\r\n"), nil); err == nil {
+			t.Fatalf("%s: an address with CRLF was sent", mode.name)
 		}
 		s.Close()
 		srv.mu.Lock()
 		accepted, pipelined, sessions := srv.accepted, srv.pipelined, srv.sessions
+		for _, r := range srv.rcpts {
+			if strings.Contains(r, "example.ru>") && !strings.HasPrefix(r, "RCPT TO:<c") {
+				t.Errorf("%s: the server got %q", mode.name, r)
+			}
+		}
 		srv.mu.Unlock()
 		want := 0
-		if ext != "" {
+		if mode.ext != nil {
 			want = 3
 		}
 		if accepted != 3 || pipelined != want || sessions != 1 {
-			t.Errorf("%q: %d accepted, %d pipelined, %d sessions; want 3, %d, 1", ext, accepted, pipelined, sessions, want)
+			t.Errorf("%s: %d accepted, %d pipelined, %d sessions; want 3, %d, 1", mode.name, accepted, pipelined, sessions, want)
 		}
 	}
 }

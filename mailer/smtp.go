@@ -173,7 +173,7 @@ func (s *SMTPSender) dial(ctx context.Context) (*smtp.Client, *corkedConn, error
 			return nil, nil, &SendError{classify(err, Temporary), "starttls", err}
 		}
 		conn.Conn, conn.greeting = tc, []byte(reply)
-	case TLSNone:
+	case TLSNone: // a relay on localhost: the connection as dialled
 	default:
 		raw.Close()
 		return nil, nil, &SendError{Refused, "dial", fmt.Errorf("unknown tls mode %q", cfg.TLS)}
@@ -232,9 +232,10 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 
 func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) error {
 	c := s.c
-	if s.pipelining {
+	if s.pipelining && !strings.ContainsAny(strings.Join(env.To, ""), "\r\n") {
 		// RCPT and DATA go out with MAIL, and the client's own copies of
-		// them are taken as sent.
+		// them are taken as sent. (The client refuses an address with a
+		// line break, which must not go out ahead of it.)
 		var cmds []byte
 		for _, to := range env.To {
 			cmds = fmt.Appendf(cmds, "RCPT TO:<%s>\r\n", to)
