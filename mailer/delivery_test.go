@@ -10,6 +10,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +93,10 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
 		switch cmd {
 		case "EHLO", "HELO":
+			if slices.Contains(f.ext, "NO-EHLO") && cmd == "EHLO" {
+				fmt.Fprintf(c, "502 5.5.1 no\r\n")
+				continue
+			}
 			fmt.Fprintf(c, "250-fake\r\n")
 			for _, e := range f.ext {
 				fmt.Fprintf(c, "250-%s\r\n", e)
@@ -253,6 +258,7 @@ func TestSMTPSender_StartTLSFailures(t *testing.T) {
 		want        string
 	}{
 		{"not offered", "", nil, "does not offer STARTTLS"},
+		{"no EHLO", "", []string{"NO-EHLO"}, "does not offer STARTTLS: EHLO: SMTP error 502"},
 		{"refused", "", []string{"STARTTLS"}, "454"},
 		{"injected", "220 go ahead\r\n250 injected", []string{"STARTTLS"}, "more than its reply"},
 	} {

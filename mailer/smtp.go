@@ -348,7 +348,8 @@ func startTLS(ctx context.Context, raw net.Conn, hello string, cfg *tls.Config, 
 	}
 	ext, err := cmd(250, "EHLO %s", hello)
 	if err != nil {
-		return nil, "", err
+		// Not the message's fault: retried, as with no STARTTLS offered.
+		return nil, "", fmt.Errorf("the server does not offer STARTTLS: EHLO: %v", err)
 	}
 	offered := false
 	for _, line := range strings.Split(ext, "\n")[1:] {
