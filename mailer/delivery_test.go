@@ -10,7 +10,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,11 +22,12 @@ import (
 )
 
 // fakeSMTP is a scripted SMTP server: act is asked what to do at each
-// step of each session ("greet", "rcpt", "data", "dot", "starttls") and
-// may answer with a reply line to send instead of the normal one, "drop"
-// to close the connection, or "stall" to stop answering. It offers the
-// extensions given to startFake but implements none: PIPELINING works
-// because it answers each command as it reads it.
+// step of each session ("greet", "ehlo", "starttls", "rcpt", "data",
+// "dot") and may answer with a reply line to send instead of the normal
+// one, "drop" to close the connection, or "stall" to stop answering (at
+// "ehlo" only a reply line). It offers the extensions given to startFake
+// but implements none: PIPELINING works because it answers each command
+// as it reads it.
 type fakeSMTP struct {
 	ln       net.Listener
 	ext      []string
@@ -93,8 +93,8 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
 		switch cmd {
 		case "EHLO", "HELO":
-			if slices.Contains(f.ext, "NO-EHLO") && cmd == "EHLO" {
-				fmt.Fprintf(c, "502 5.5.1 no\r\n")
+			if a := f.act("ehlo", session); a != "" {
+				fmt.Fprintf(c, "%s\r\n", a)
 				continue
 			}
 			fmt.Fprintf(c, "250-fake\r\n")
@@ -253,18 +253,18 @@ func TestSMTPSender_PipelinesOnlyWhenOffered(t *testing.T) {
 // refuses it, or slips a reply in before the handshake gets no mail.
 func TestSMTPSender_StartTLSFailures(t *testing.T) {
 	for _, tc := range []struct {
-		name, reply string
-		ext         []string
-		want        string
+		name, step, reply string
+		ext               []string
+		want              string
 	}{
-		{"not offered", "", nil, "does not offer STARTTLS"},
-		{"no EHLO", "", []string{"NO-EHLO"}, "does not offer STARTTLS: EHLO: SMTP error 502"},
-		{"refused", "", []string{"STARTTLS"}, "454"},
-		{"injected", "220 go ahead\r\n250 injected", []string{"STARTTLS"}, "more than its reply"},
+		{"not offered", "", "", nil, "does not offer STARTTLS"},
+		{"no EHLO", "ehlo", "502 5.5.1 no", []string{"STARTTLS"}, "does not offer STARTTLS: EHLO: SMTP error 502"},
+		{"refused", "", "", []string{"STARTTLS"}, "454"},
+		{"injected", "starttls", "220 go ahead\r\n250 injected", []string{"STARTTLS"}, "more than its reply"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startFake(t, func(step string, _ int) string {
-				if step == "starttls" {
+				if step == tc.step {
 					return tc.reply
 				}
 				return ""

@@ -232,15 +232,10 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 
 func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) error {
 	c := s.c
-	if s.pipelining && !strings.ContainsAny(strings.Join(env.To, ""), "\r\n") {
+	if s.pipelining {
 		// RCPT and DATA go out with MAIL, and the client's own copies of
-		// them are taken as sent. (The client refuses an address with a
-		// line break, which must not go out ahead of it.)
-		var cmds []byte
-		for _, to := range env.To {
-			cmds = fmt.Appendf(cmds, "RCPT TO:<%s>\r\n", to)
-		}
-		s.conn.pipeline(append(cmds, "DATA\r\n"...))
+		// them are taken as sent.
+		s.conn.pipeline(env.To)
 	}
 	if err := c.Mail(env.From, nil); err != nil {
 		return &SendError{classify(err, Temporary), "mail", err}
@@ -403,12 +398,24 @@ const corkMax = 64 << 10
 // errPipeline is a client writing other commands than it was to.
 var errPipeline = errors.New("smtp client wrote other commands than pipelined")
 
-// pipeline sends cmds, CRLF-terminated, with the next command.
-func (c *corkedConn) pipeline(cmds []byte) { c.ahead = append(c.ahead[:0], cmds...) }
+// pipeline sends RCPT for each of to, then DATA, with the next command.
+// An address with a line break is left to the client, which refuses it:
+// it must not go out ahead of that check.
+func (c *corkedConn) pipeline(to []string) {
+	c.ahead = c.ahead[:0]
+	for _, addr := range to {
+		if strings.ContainsAny(addr, "\r\n") {
+			c.ahead = c.ahead[:0]
+			return
+		}
+		c.ahead = fmt.Appendf(c.ahead, "RCPT TO:<%s>\r\n", addr)
+	}
+	c.ahead = append(c.ahead, "DATA\r\n"...)
+}
 
 // pending reports whether commands went out early whose replies the
 // client has not read: the session cannot go on from there.
-func (c *corkedConn) pending() bool { return c != nil && len(c.ahead)+len(c.sent) > 0 }
+func (c *corkedConn) pending() bool { return len(c.ahead)+len(c.sent) > 0 }
 
 func (c *corkedConn) Write(p []byte) (int, error) {
 	n := len(p)
