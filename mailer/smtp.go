@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"strings"
@@ -249,7 +250,7 @@ func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) 
 	if err != nil {
 		return &SendError{classify(err, Temporary), "data", err}
 	}
-	if _, err := w.Write(msg); err != nil {
+	if err := writeData(s.conn, w, msg); err != nil {
 		return &SendError{Temporary, "data", err}
 	}
 	if confirm != nil && !confirm() {
@@ -263,6 +264,40 @@ func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) 
 		return &SendError{classify(err, Uncertain), "data", err}
 	}
 	return nil
+}
+
+// writeData writes msg as the content of DATA. The client's dot-writer
+// goes through it a byte at a time, which was a seventh of what sending
+// cost; the lines that are already as they go on the wire (ending in
+// CRLF, not starting with a dot), as Compose writes them, go to conn as
+// they are instead. The client has written everything before them: it
+// flushes each command before reading its reply. The rest, at least the
+// last line, goes through the client, which ends it with the final dot.
+func writeData(conn, client io.Writer, msg []byte) error {
+	if n := wireLines(msg); n > 0 {
+		if _, err := conn.Write(msg[:n]); err != nil {
+			return err
+		}
+		msg = msg[n:]
+	}
+	_, err := client.Write(msg)
+	return err
+}
+
+// wireLines is the length of the whole lines at the start of msg that
+// the dot-writer would write unchanged: not starting with a dot, with a
+// CR only right before their LF. The last line is left out.
+func wireLines(msg []byte) int {
+	n := 0
+	for n < len(msg) && msg[n] != '.' {
+		line := msg[n:]
+		i := bytes.IndexByte(line, '\n')
+		if i < 1 || line[i-1] != '\r' || bytes.IndexByte(line[:i-1], '\r') >= 0 || i+1 == len(line) {
+			break
+		}
+		n += i + 1
+	}
+	return n
 }
 
 // classify maps an SMTP error to an outcome: 4xx is temporary, 5xx is

@@ -1,8 +1,10 @@
 package mailer
 
 import (
+	"bufio"
 	"bytes"
 	"net"
+	"net/textproto"
 	"strings"
 	"testing"
 )
@@ -88,4 +90,78 @@ func TestCorkedConn_Pipelines(t *testing.T) {
 	if _, err := c.Write([]byte("RCPT TO:<c@example.ru>\r\n")); err != errPipeline {
 		t.Fatalf("err = %v, want errPipeline", err)
 	}
+}
+
+// dotWritten is msg as the client's dot-writer alone puts it on the wire.
+func dotWritten(msg []byte) string {
+	var b bytes.Buffer
+	w := textproto.NewWriter(bufio.NewWriter(&b))
+	dw := w.DotWriter()
+	dw.Write(msg)
+	dw.Close()
+	return b.String()
+}
+
+// writeDataWire is msg as writeData puts it on the wire through a
+// corked connection, as in a session.
+func writeDataWire(t testing.TB, msg []byte) string {
+	rec := &recordingConn{}
+	conn := &corkedConn{Conn: rec}
+	w := textproto.NewWriter(bufio.NewWriter(conn))
+	dw := w.DotWriter()
+	if err := writeData(conn, dw, msg); err != nil {
+		t.Fatal(err)
+	}
+	dw.Close()
+	conn.Read(make([]byte, 16))
+	return strings.Join(rec.writes, "")
+}
+
+func TestWriteData_SameAsDotWriter(t *testing.T) {
+	for _, msg := range []string{
+		"",
+		"\r\n",
+		"Subject: x\r\n\r\nbody\r\n",
+		"Subject: x\r\n\r\nno line end",
+		".starts with a dot\r\nb\r\n",
+		"a\r\n.\r\n..\r\nb\r\n",
+		"a\r\nb\r\n.",
+		"bare\nline feeds\n",
+		"a\r\nbare\ncr\rhere\r\r\nc\r\n",
+		"\r\r\n\r\n",
+		"a\r\n\n\r\n",
+		strings.Repeat("long line ", 10000) + "\r\nend\r\n",
+	} {
+		if got, want := writeDataWire(t, []byte(msg)), dotWritten([]byte(msg)); got != want {
+			t.Errorf("%.40q: wire %.80q, want %.80q", msg, got, want)
+		}
+	}
+}
+
+func TestWireLines(t *testing.T) {
+	for msg, want := range map[string]int{
+		"":                   0,
+		"a\r\n":              0, // the last line goes through the client
+		"a\r\nb\r\n":         3,
+		"a\r\nb":             3,
+		"a\r\n.b\r\nc\r\n":   3,
+		"a\nb\r\nc\r\n":      0,
+		"a\r\nb\rc\r\nd\r\n": 3,
+		"a\r\n\r\n\r\nlast":  7,
+		".a\r\nb\r\n":        0,
+	} {
+		if got := wireLines([]byte(msg)); got != want {
+			t.Errorf("wireLines(%q) = %d, want %d", msg, got, want)
+		}
+	}
+}
+
+func FuzzWriteData(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\n.body\r\n"))
+	f.Add([]byte("a\r\r\nb\nc"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if got, want := writeDataWire(t, msg), dotWritten(msg); got != want {
+			t.Fatalf("wire %q, want %q", got, want)
+		}
+	})
 }
