@@ -156,7 +156,7 @@ func (s *SMTPSender) dial(ctx context.Context) (*smtp.Client, *corkedConn, error
 	}
 	// The client's connection sits above TLS, where corkedConn sees the
 	// commands.
-	conn := &corkedConn{Conn: raw}
+	conn := &corkedConn{Conn: raw, timeout: cfg.Timeout}
 	switch cfg.TLS {
 	case TLSImplicit:
 		tc := tls.Client(raw, tlsCfg)
@@ -425,6 +425,9 @@ type corkedConn struct {
 	ahead, sent []byte
 	// greeting is read before the connection: see startTLS.
 	greeting []byte
+	// timeout bounds a write made before the client reads a reply,
+	// which it makes with no deadline of its own (a large message).
+	timeout time.Duration
 }
 
 // corkMax is how much corkedConn holds before it writes anyway.
@@ -462,6 +465,9 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 		c.sent, p = c.sent[k:], p[k:]
 	}
 	if len(c.buf)+len(p) > corkMax {
+		if c.timeout > 0 {
+			c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+		}
 		if err := c.flush(); err != nil {
 			return 0, err
 		}

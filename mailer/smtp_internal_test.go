@@ -3,10 +3,13 @@ package mailer
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"net"
 	"net/textproto"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // recordingConn records each write it gets and answers reads with "250".
@@ -164,4 +167,24 @@ func FuzzWriteData(f *testing.F) {
 			t.Fatalf("wire %q, want %q", got, want)
 		}
 	})
+}
+
+func TestCorkedConn_LargeWriteHasADeadline(t *testing.T) {
+	client, server := net.Pipe() // nobody reads server
+	defer server.Close()
+	defer client.Close()
+	c := &corkedConn{Conn: client, timeout: 50 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, corkMax+1))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline exceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write to a server that reads nothing did not time out")
+	}
 }
