@@ -53,6 +53,7 @@ var commands = map[string]command{
 }
 
 func main() {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
