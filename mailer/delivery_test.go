@@ -35,9 +35,10 @@ type fakeSMTP struct {
 	act      func(step string, session int) string
 	sessions int
 	accepted int
-	// pipelined counts MAIL commands that came with the commands after.
-	pipelined int
-	rcpts     []string
+	// pipelined counts MAIL commands that came with the commands after,
+	// afterDot final dots that came with the next commands.
+	pipelined, afterDot int
+	rcpts               []string
 }
 
 func startFake(t *testing.T, act func(step string, session int) string, ext ...string) *fakeSMTP {
@@ -128,6 +129,11 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 				if l == ".\r\n" {
 					break
 				}
+			}
+			if r.Buffered() > 0 {
+				f.mu.Lock()
+				f.afterDot++
+				f.mu.Unlock()
 			}
 			if say("dot", "250 queued") {
 				f.mu.Lock()
@@ -246,6 +252,69 @@ func TestSMTPSender_PipelinesOnlyWhenOffered(t *testing.T) {
 		if accepted != 3 || pipelined != want || sessions != 1 {
 			t.Errorf("%s: %d accepted, %d pipelined, %d sessions; want 3, %d, 1", mode.name, accepted, pipelined, sessions, want)
 		}
+	}
+}
+
+// TestSMTPSender_PipelinesNextEnvelope: the next message's envelope goes
+// with the final dot where the server offers PIPELINING; a failed dot, or
+// a message other than the one announced, starts a new session and loses
+// nothing.
+func TestSMTPSender_PipelinesNextEnvelope(t *testing.T) {
+	msg := []byte("Subject: hi\r\n\r\nhi\r\n")
+	env := func(i int) mailer.Envelope {
+		return mailer.Envelope{From: "noreply@example.ru", To: []string{fmt.Sprintf("c%d@example.ru", i)}}
+	}
+	then := func(i int) func() (mailer.Envelope, bool) {
+		return func() (mailer.Envelope, bool) { return env(i), true }
+	}
+	ctx := context.Background()
+	for _, mode := range sendModes {
+		srv := startFake(t, func(string, int) string { return "" }, mode.ext...)
+		s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+		for i := range 3 {
+			if err := s.SendThen(ctx, env(i), msg, nil, then(i+1)); err != nil {
+				t.Fatalf("%s: send %d: %v", mode.name, i, err)
+			}
+		}
+		// Announced c3, sends c9: the session cannot go on.
+		if err := s.Send(ctx, env(9), msg, nil); err != nil {
+			t.Fatalf("%s: send another: %v", mode.name, err)
+		}
+		s.Close()
+		srv.mu.Lock()
+		accepted, afterDot, sessions := srv.accepted, srv.afterDot, srv.sessions
+		srv.mu.Unlock()
+		want, wantSessions := 0, 1
+		if mode.ext != nil {
+			want, wantSessions = 3, 2
+		}
+		if accepted != 4 || afterDot != want || sessions != wantSessions {
+			t.Errorf("%s: %d accepted, %d dots with the next envelope, %d sessions; want 4, %d, %d",
+				mode.name, accepted, afterDot, sessions, want, wantSessions)
+		}
+	}
+
+	// The first final dot is refused: the next message, whose envelope
+	// went with it, goes in a new session.
+	srv := startFake(t, func(step string, session int) string {
+		if step == "dot" && session == 1 {
+			return "554 5.6.0 no"
+		}
+		return ""
+	}, "PIPELINING")
+	s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: srv.ln.Addr().String(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	defer s.Close()
+	var se *mailer.SendError
+	if err := s.SendThen(ctx, env(0), msg, nil, then(1)); !errors.As(err, &se) || se.Outcome != mailer.Refused {
+		t.Fatalf("refused dot: err = %v", err)
+	}
+	if err := s.SendThen(ctx, env(1), msg, nil, nil); err != nil {
+		t.Fatalf("the message after a refused one: %v", err)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.accepted != 1 || srv.sessions != 2 || srv.afterDot != 1 {
+		t.Errorf("%d accepted, %d sessions, %d dots with the next envelope; want 1, 2, 1", srv.accepted, srv.sessions, srv.afterDot)
 	}
 }
 

@@ -145,13 +145,41 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 			}()
 			s := d.NewSender()
 			defer s.Close()
-			for c := range ready {
+			// ahead is the piece taken from ready while the one before it
+			// was sent, so that its envelope could go with that one's
+			// final dot (see SendThen).
+			var ahead *composed
+			next := func() (Envelope, bool) {
+				select {
+				case n, ok := <-ready:
+					if !ok {
+						return Envelope{}, false
+					}
+					ahead = &n
+				default:
+					return Envelope{}, false
+				}
+				if ahead.err != nil || ahead.msg == nil || ctx.Err() != nil || rec.failed() || !allowNow(limits) {
+					return Envelope{}, false
+				}
+				ahead.started = rec.start(ahead.o)
+				return d.envelope(ahead.o), true
+			}
+			for {
+				var c composed
+				if ahead != nil {
+					c, ahead = *ahead, nil
+				} else if n, ok := <-ready; ok {
+					c = n
+				} else {
+					break
+				}
 				if rec.failed() {
 					c.recycle()
 					continue // a store failure: let the others drain
 				}
 				before := results[w]
-				d.sendOne(ctx, s, rec, limits, c, &results[w])
+				d.sendOne(ctx, s, rec, limits, c, next, &results[w])
 				c.recycle()
 				if d.Progress != nil {
 					after := results[w]
@@ -305,6 +333,36 @@ type composed struct {
 	id  string        // Message-ID
 	err error         // rendering failed
 	buf *bytes.Buffer // holds msg, back to messageBuffers once sent
+	// started, if not nil, is its start, recorded when its envelope
+	// went out ahead; the rate limits let it go then.
+	started func() bool
+}
+
+// allowNow takes a token from each limit if every one has one now.
+func allowNow(limits []*rate.Limiter) bool {
+	now := time.Now()
+	taken := make([]*rate.Reservation, 0, len(limits))
+	for _, l := range limits {
+		r := l.ReserveN(now, 1)
+		if !r.OK() || r.DelayFrom(now) > 0 {
+			r.CancelAt(now)
+			for _, t := range taken {
+				t.CancelAt(now)
+			}
+			return false
+		}
+		taken = append(taken, r)
+	}
+	return true
+}
+
+// A pipeliner sends a message's envelope with the one before's final dot.
+type pipeliner interface {
+	SendThen(ctx context.Context, env Envelope, msg []byte, confirm func() bool, next func() (Envelope, bool)) error
+}
+
+func (d *Dispatcher) envelope(o store.Outgoing) Envelope {
+	return Envelope{From: d.From.Address, To: []string{o.Email}}
 }
 
 // recycle gives the message's buffer back once it is sent or dropped.
@@ -317,7 +375,7 @@ func (c *composed) recycle() {
 
 // sendOne sends and records one piece of mail. A store failure is kept
 // by the recorder; a send failure is recorded on the mail.
-func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limits []*rate.Limiter, c composed, res *SendResult) {
+func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limits []*rate.Limiter, c composed, next func() (Envelope, bool), res *SendResult) {
 	o, msg, msgID, err := c.o, c.msg, c.id, c.err
 	log := d.log().With("kind", o.Kind, "id", o.ID, "to", Mask(o.Email))
 	release := func() {
@@ -325,21 +383,32 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 			log.Warn("release claim", "err", err)
 		}
 	}
-	for _, l := range limits {
-		if err := l.Wait(ctx); err != nil {
-			release()
-			return
+	if c.started == nil { // else the limits let it go already
+		for _, l := range limits {
+			if err := l.Wait(ctx); err != nil {
+				release()
+				return
+			}
 		}
 	}
 	if ctx.Err() != nil {
-		release()
+		if c.started == nil {
+			release()
+		} else if c.started() {
+			// Its envelope went out, not its data: closing the connection
+			// leaves the server nothing to deliver.
+			rec.record(store.Step{O: o, Status: store.InvPlanned, RetryAt: d.DB.Now(), Reason: "not sent: the run stopped"})
+		}
 		return
 	}
 	// The start is committed while the envelope goes out, and the data
 	// only after it: from there on a crash leaves the mail "sending",
 	// then "unknown". A crash before leaves it claimed, and the server
 	// has no message to deliver.
-	started := rec.start(o)
+	started := c.started
+	if started == nil {
+		started = rec.start(o)
+	}
 	if err != nil {
 		if started() {
 			res.Failed++
@@ -348,7 +417,11 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 		}
 		return
 	}
-	err = s.Send(ctx, Envelope{From: d.From.Address, To: []string{o.Email}}, msg, started)
+	if p, ok := s.(pipeliner); ok {
+		err = p.SendThen(ctx, d.envelope(o), msg, started, next)
+	} else {
+		err = s.Send(ctx, d.envelope(o), msg, started)
+	}
 	if !started() {
 		return // expired or erased meanwhile, or the store failed
 	}

@@ -263,3 +263,48 @@ func TestDispatcher_InFlightBecomesUnknown(t *testing.T) {
 		t.Fatalf("unknown = %d", s.Invitations.Unknown)
 	}
 }
+
+// stopAfterAhead stops the run once the next message's envelope has gone
+// out with the final dot of the one before.
+type stopAfterAhead struct {
+	*mailer.SMTPSender
+	stop func()
+}
+
+func (s stopAfterAhead) SendThen(ctx context.Context, env mailer.Envelope, msg []byte, confirm func() bool, next func() (mailer.Envelope, bool)) error {
+	return s.SMTPSender.SendThen(ctx, env, msg, confirm, func() (mailer.Envelope, bool) {
+		time.Sleep(100 * time.Millisecond) // the next message is rendered meanwhile
+		e, ok := next()
+		if ok {
+			s.stop()
+		}
+		return e, ok
+	})
+}
+
+// TestDispatcher_StoppedAfterEnvelopeAhead: a message whose envelope went
+// out ahead when the run stopped was not sent, so it is planned again, not
+// unknown, and the next run sends it once.
+func TestDispatcher_StoppedAfterEnvelopeAhead(t *testing.T) {
+	f := planned(t, 2)
+	box := startInbox(t, inbox.Options{})
+	smtp := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, Timeout: 5 * time.Second})
+	defer smtp.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := f.dispatcher(t, stopAfterAhead{smtp, cancel}).Send(ctx)
+	if !errors.Is(err, context.Canceled) || res.Sent != 1 || res.Unknown != 0 || len(box.Messages()) != 1 {
+		t.Fatalf("stopped run: %+v %v, inbox %d; want 1 sent, stopped", res, err, len(box.Messages()))
+	}
+	s, _ := f.db.Status(context.Background())
+	if s.Invitations.Planned != 1 || s.Invitations.Sending != 0 {
+		t.Fatalf("invitations %+v; want the other planned again", s.Invitations)
+	}
+	if res, err := f.dispatcher(t, smtp).Send(context.Background()); err != nil || res.Sent != 1 {
+		t.Fatalf("next run: %+v %v", res, err)
+	}
+	msgs := box.Messages()
+	if len(msgs) != 2 || msgs[0].To[0] == msgs[1].To[0] {
+		t.Fatalf("inbox %d messages; want one to each customer", len(msgs))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,9 +103,14 @@ type SMTPSender struct {
 	c   *smtp.Client
 	n   int // messages on this connection
 	// conn is c's connection (above TLS); pipelining says it sends a
-	// transaction's commands together.
+	// transaction's commands together, eightBit that the server takes
+	// BODY=8BITMIME, which go-smtp's client then adds to MAIL.
 	conn       *corkedConn
 	pipelining bool
+	eightBit   bool
+	// ahead is the envelope whose commands went out with the last
+	// message's final dot (SendThen).
+	ahead *Envelope
 }
 
 var _ Sender = (*SMTPSender)(nil)
@@ -204,6 +210,21 @@ func (s *SMTPSender) dial(ctx context.Context) (*smtp.Client, *corkedConn, error
 // Send delivers one message. A per-message failure resets the session so
 // that the connection can carry the next message.
 func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm func() bool) error {
+	return s.SendThen(ctx, env, msg, confirm, nil)
+}
+
+// SendThen is Send that also asks next, once the message is confirmed,
+// for the envelope of the message that will follow on this connection.
+// Given one, and where the server offers PIPELINING, that message's MAIL,
+// RCPT and DATA go out with this one's final dot (RFC 2920 allows it
+// across transactions), which saves a round trip a message; the following
+// call must then be for that envelope. Its replies come after the reply
+// to the dot, so a failed message drops the connection and the next one
+// starts on a new one.
+func (s *SMTPSender) SendThen(ctx context.Context, env Envelope, msg []byte, confirm func() bool, next func() (Envelope, bool)) error {
+	if s.c != nil && s.ahead != nil && !sameEnvelope(*s.ahead, env) {
+		s.drop() // not what went out ahead: the session cannot go on
+	}
 	if s.c != nil && s.n >= maxPerConn {
 		s.Close()
 	}
@@ -215,9 +236,10 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 		s.c, s.conn, s.n = c, conn, 0
 		// Extension says hello first if Dial did not need to.
 		s.pipelining, _ = c.Extension("PIPELINING")
+		s.eightBit, _ = c.Extension("8BITMIME")
 	}
 	s.n++
-	err := s.transaction(env, msg, confirm)
+	err := s.transaction(env, msg, confirm, next)
 	if err == nil {
 		return nil
 	}
@@ -231,12 +253,16 @@ func (s *SMTPSender) Send(ctx context.Context, env Envelope, msg []byte, confirm
 	return err
 }
 
-func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) error {
+func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool, next func() (Envelope, bool)) error {
 	c := s.c
-	if s.pipelining {
+	if s.ahead != nil {
+		// MAIL, RCPT and DATA went out with the last final dot; the
+		// client's copies are taken as sent.
+		s.ahead = nil
+	} else if s.pipelining {
 		// RCPT and DATA go out with MAIL, and the client's own copies of
 		// them are taken as sent.
-		s.conn.pipeline(env.To)
+		s.conn.pipeline("", env.To)
 	}
 	if err := c.Mail(env.From, nil); err != nil {
 		return &SendError{classify(err, Temporary), "mail", err}
@@ -257,6 +283,11 @@ func (s *SMTPSender) transaction(env Envelope, msg []byte, confirm func() bool) 
 		// Without the final dot the server has no message to deliver
 		// (RFC 5321 4.1.1.4); nothing but closing ends DATA early.
 		return ErrWithheld
+	}
+	if next != nil && s.pipelining && s.n < maxPerConn {
+		if e, ok := next(); ok && s.conn.pipeline(s.mailCommand(e.From), e.To) {
+			s.ahead = &e
+		}
 	}
 	if err := w.Close(); err != nil {
 		// The final dot was written: a broken connection now leaves the
@@ -324,16 +355,34 @@ func isReply(err error) bool {
 	return errors.As(err, &se)
 }
 
+// mailCommand is the MAIL command go-smtp's client writes for from,
+// without options.
+func (s *SMTPSender) mailCommand(from string) string {
+	if s.eightBit {
+		return "MAIL FROM:<" + from + "> BODY=8BITMIME"
+	}
+	return "MAIL FROM:<" + from + ">"
+}
+
+func sameEnvelope(a, b Envelope) bool {
+	return a.From == b.From && slices.Equal(a.To, b.To)
+}
+
 func (s *SMTPSender) drop() {
 	if s.c != nil {
 		s.c.Close()
-		s.c, s.conn = nil, nil
+		s.c, s.conn, s.ahead = nil, nil, nil
 	}
 }
 
-// Close ends the session politely.
+// Close ends the session politely, or drops it if commands went out
+// ahead whose replies are unread (the server is then waiting for data).
 func (s *SMTPSender) Close() error {
 	if s.c == nil {
+		return nil
+	}
+	if s.conn.pending() || s.ahead != nil {
+		s.drop()
 		return nil
 	}
 	err := s.c.Quit()
@@ -436,19 +485,27 @@ const corkMax = 64 << 10
 // errPipeline is a client writing other commands than it was to.
 var errPipeline = errors.New("smtp client wrote other commands than pipelined")
 
-// pipeline sends RCPT for each of to, then DATA, with the next command.
-// An address with a line break is left to the client, which refuses it:
-// it must not go out ahead of that check.
-func (c *corkedConn) pipeline(to []string) {
+// pipeline sends mail (the MAIL command, if not "") and RCPT for each of
+// to, then DATA, after what the client writes before it next reads a
+// reply, and reports whether it will. A command with a line break is left
+// to the client, which refuses it: it must not go out ahead of that check.
+func (c *corkedConn) pipeline(mail string, to []string) bool {
 	c.ahead = c.ahead[:0]
+	if strings.ContainsAny(mail, "\r\n") {
+		return false
+	}
+	if mail != "" {
+		c.ahead = append(append(c.ahead, mail...), "\r\n"...)
+	}
 	for _, addr := range to {
 		if strings.ContainsAny(addr, "\r\n") {
 			c.ahead = c.ahead[:0]
-			return
+			return false
 		}
 		c.ahead = fmt.Appendf(c.ahead, "RCPT TO:<%s>\r\n", addr)
 	}
 	c.ahead = append(c.ahead, "DATA\r\n"...)
+	return true
 }
 
 // pending reports whether commands went out early whose replies the
@@ -468,7 +525,7 @@ func (c *corkedConn) Write(p []byte) (int, error) {
 		if c.timeout > 0 {
 			c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
 		}
-		if err := c.flush(); err != nil {
+		if err := c.flush(false); err != nil {
 			return 0, err
 		}
 		if len(p) > corkMax {
@@ -485,17 +542,19 @@ func (c *corkedConn) Read(p []byte) (int, error) {
 		c.greeting = c.greeting[n:]
 		return n, nil
 	}
-	if err := c.flush(); err != nil {
+	if err := c.flush(true); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(p)
 }
 
-func (c *corkedConn) flush() error {
+// flush writes what is held, and what is to go ahead if the client is
+// about to read: only then has it written all that must go before.
+func (c *corkedConn) flush(reading bool) error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	if len(c.ahead) > 0 {
+	if reading && len(c.ahead) > 0 {
 		c.buf = append(c.buf, c.ahead...)
 		c.sent = append(c.sent, c.ahead...)
 		c.ahead = c.ahead[:0]

@@ -62,7 +62,7 @@ func TestCorkedConn_Pipelines(t *testing.T) {
 	if n, _ := c.Read(buf); string(buf[:n]) != "220 ready\r\n" || len(rec.writes) != 0 {
 		t.Fatalf("greeting %q, %d writes", buf[:n], len(rec.writes))
 	}
-	c.pipeline([]string{"a@example.ru"})
+	c.pipeline("", []string{"a@example.ru"})
 	c.Write([]byte("MAIL FROM:<n@example.ru>\r\n"))
 	c.Read(buf)
 	if len(rec.writes) != 1 || rec.writes[0] != "MAIL FROM:<n@example.ru>\r\nRCPT TO:<a@example.ru>\r\nDATA\r\n" {
@@ -87,7 +87,7 @@ func TestCorkedConn_Pipelines(t *testing.T) {
 		t.Fatalf("writes %q", rec.writes)
 	}
 	// A client that writes something else is stopped.
-	c.pipeline([]string{"b@example.ru"})
+	c.pipeline("", []string{"b@example.ru"})
 	c.Write([]byte("MAIL FROM:<n@example.ru>\r\n"))
 	c.Read(buf)
 	if _, err := c.Write([]byte("RCPT TO:<c@example.ru>\r\n")); err != errPipeline {
