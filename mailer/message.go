@@ -3,8 +3,10 @@ package mailer
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"strings"
 	"sync"
 	"time"
@@ -174,13 +176,7 @@ func writeString(w io.Writer, s string) error {
 // programs in Russia use for it; mostly-ASCII text (an HTML part heavy
 // with markup) stays quoted-printable and readable in the source.
 func transferEncoding(body string) string {
-	escaped := 0
-	for i := 0; i < len(body); i++ {
-		if c := body[i]; c >= 0x80 || c == '=' {
-			escaped++
-		}
-	}
-	qp := len(body) + 2*escaped
+	qp := len(body) + 2*escapedBytes(body)
 	qp += qp / 75 * 3 // soft line breaks
 	b64 := (len(body) + 2) / 3 * 4
 	b64 += b64 / 76 * 2 // line breaks
@@ -188,6 +184,23 @@ func transferEncoding(body string) string {
 		return "base64"
 	}
 	return "quoted-printable"
+}
+
+// escapedBytes counts the bytes quoted-printable writes as "=XX": '='
+// and the bytes of multibyte characters, which have the high bit set and
+// are counted eight at a time.
+func escapedBytes(body string) int {
+	n := strings.Count(body, "=")
+	i := 0
+	for ; i+8 <= len(body); i += 8 {
+		n += bits.OnesCount64(binary.LittleEndian.Uint64([]byte(body[i:i+8])) & 0x8080808080808080)
+	}
+	for ; i < len(body); i++ {
+		if body[i] >= 0x80 {
+			n++
+		}
+	}
+	return n
 }
 
 // A line of a header holding RFC 2047 encoded-words is at most 76
