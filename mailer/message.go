@@ -129,15 +129,27 @@ func composeTo(b *bytes.Buffer, m Message) (messageID string, err error) {
 	return messageID, nil
 }
 
+// partHeaders are the headers of the text parts by type and transfer
+// encoding, made once: go-message copies a header before it changes it.
+var partHeaders = func() map[[2]string]mail.InlineHeader {
+	hs := map[[2]string]mail.InlineHeader{}
+	for _, ctype := range []string{"text/plain", "text/html"} {
+		for _, enc := range []string{"base64", "quoted-printable"} {
+			var h mail.InlineHeader
+			h.SetContentType(ctype, map[string]string{"charset": "utf-8"})
+			h.Set("Content-Transfer-Encoding", enc)
+			hs[[2]string{ctype, enc}] = h
+		}
+	}
+	return hs
+}()
+
 func writeAlternatives(w *mail.InlineWriter, m Message) error {
 	for _, part := range []struct{ ctype, body string }{
 		{"text/plain", m.Text},
 		{"text/html", m.HTML},
 	} {
-		var ph mail.InlineHeader
-		ph.SetContentType(part.ctype, map[string]string{"charset": "utf-8"})
-		ph.Set("Content-Transfer-Encoding", transferEncoding(part.body))
-		pw, err := w.CreatePart(ph)
+		pw, err := w.CreatePart(partHeaders[[2]string{part.ctype, transferEncoding(part.body)}])
 		if err != nil {
 			return fmt.Errorf("compose: %s part: %w", part.ctype, err)
 		}
