@@ -377,10 +377,11 @@ func (c *composed) recycle() {
 // by the recorder; a send failure is recorded on the mail.
 func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limits []*rate.Limiter, c composed, next func() (Envelope, bool), res *SendResult) {
 	o, msg, msgID, err := c.o, c.msg, c.id, c.err
-	log := d.log().With("kind", o.Kind, "id", o.ID, "to", Mask(o.Email))
+	// The logger is made only for a message that has something to log.
+	log := func() *slog.Logger { return d.log().With("kind", o.Kind, "id", o.ID, "to", Mask(o.Email)) }
 	release := func() {
 		if err := d.DB.Release(context.WithoutCancel(ctx), o); err != nil {
-			log.Warn("release claim", "err", err)
+			log().Warn("release claim", "err", err)
 		}
 	}
 	if c.started == nil { // else the limits let it go already
@@ -412,7 +413,7 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 	if err != nil {
 		if started() {
 			res.Failed++
-			log.Error("render mail", "err", err)
+			log().Error("render mail", "err", err)
 			rec.record(store.Step{O: o, Status: store.InvFailed, Reason: err.Error()})
 		}
 		return
@@ -441,24 +442,24 @@ func (d *Dispatcher) sendOne(ctx context.Context, s Sender, rec *recorder, limit
 		retry := d.DB.Now().Add(backoff(o.Attempts))
 		if !retry.Before(o.ExpiresAt) {
 			res.Failed++
-			log.Warn("temporary failure, no time left before expiry", "err", reason)
+			log().Warn("temporary failure, no time left before expiry", "err", reason)
 			step.Status = store.InvFailed
 		} else {
 			res.Retry++
-			log.Warn("temporary failure, will retry", "err", reason, "retry_at", retry.UTC().Format(time.RFC3339))
+			log().Warn("temporary failure, will retry", "err", reason, "retry_at", retry.UTC().Format(time.RFC3339))
 			step.Status, step.RetryAt = store.InvPlanned, retry
 		}
 	case Bounced:
 		res.Bounced++
-		log.Warn("address refused, suppressed", "err", reason)
+		log().Warn("address refused, suppressed", "err", reason)
 		step.Status = store.InvBounced
 	case Uncertain:
 		res.Unknown++
-		log.Warn("outcome unknown, not resending", "err", reason)
+		log().Warn("outcome unknown, not resending", "err", reason)
 		step.Status = store.InvUnknown
 	default:
 		res.Failed++
-		log.Error("message refused", "err", reason)
+		log().Error("message refused", "err", reason)
 		step.Status = store.InvFailed
 	}
 	rec.record(step)

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -223,7 +224,7 @@ var ratingLabels = []string{"очень плохо", "плохо", "нормал
 func ratingLinks(base, token string) []Rating {
 	out := make([]Rating, 0, len(ratingLabels))
 	for i, l := range ratingLabels {
-		out = append(out, Rating{Score: i + 1, Label: l, URL: fmt.Sprintf("%s/s/%s?r=%d", base, token, i+1)})
+		out = append(out, Rating{Score: i + 1, Label: l, URL: base + "/s/" + token + "?r=" + strconv.Itoa(i+1)})
 	}
 	return out
 }
