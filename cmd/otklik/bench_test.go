@@ -130,7 +130,8 @@ func status(t *testing.T, cfg string) store.Status {
 
 // TestSendBenchmark sends 300,000 invitations to Postfix's smtp-sink and
 // compares the rate with Postfix's smtp-source sending as many messages
-// of the same size at the same concurrency over reused connections.
+// of the same size at the same concurrency over reused connections, best
+// of two runs each, taken in turn.
 func TestSendBenchmark(t *testing.T) {
 	benchOnly(t)
 	for _, p := range []string{"/usr/sbin/smtp-sink", "/usr/sbin/smtp-source"} {
@@ -152,7 +153,9 @@ func TestSendBenchmark(t *testing.T) {
 	}
 	defer func() { syscall.Kill(-sink.Process.Pid, syscall.SIGKILL); sink.Wait() }()
 	time.Sleep(200 * time.Millisecond)
-	cfg := queue(t, dir, addr, n, conns)
+	pristine := filepath.Join(dir, "queue")
+	os.MkdirAll(pristine, 0o755)
+	queue(t, pristine, addr, n, conns)
 
 	// A message as otklik sends it, for smtp-source.
 	sample := filepath.Join(dir, "sample.eml")
@@ -161,25 +164,40 @@ func TestSendBenchmark(t *testing.T) {
 	}
 	body, _ := os.ReadFile(sample)
 
-	start := time.Now()
-	cmd := exec.Command(bin, "--config", cfg, "send")
-	cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("otklik send: %v\n%s", err, out)
-	}
-	otklik := time.Since(start)
-	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
-	if s := status(t, cfg); s.Invitations.Sent != int64(n) {
-		t.Fatalf("sent %d of %d", s.Invitations.Sent, n)
-	}
+	// Best of two, taken in turn, as the machine's speed drifts.
+	var otklik, postfix time.Duration
+	var rss int64
+	for round := range 2 {
+		run := filepath.Join(dir, fmt.Sprint("run", round))
+		if out, err := exec.Command("cp", "-r", pristine, run).CombinedOutput(); err != nil {
+			t.Fatalf("copy the queue: %v\n%s", err, out)
+		}
+		cfg := filepath.Join(run, "otklik.yaml")
+		start := time.Now()
+		cmd := exec.Command(bin, "--config", cfg, "send")
+		cmd.Env = append(os.Environ(), "OTKLIK_CONFIG=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("otklik send: %v\n%s", err, out)
+		}
+		if d := time.Since(start); otklik == 0 || d < otklik {
+			otklik = d
+		}
+		rss = max(rss, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss<<10)
+		if s := status(t, cfg); s.Invitations.Sent != int64(n) {
+			t.Fatalf("sent %d of %d", s.Invitations.Sent, n)
+		}
+		os.RemoveAll(run)
 
-	start = time.Now()
-	src := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(conns), "-m", strconv.Itoa(n),
-		"-F", sample, "-f", "noreply@example.ru", "-t", "c@example.ru", "-M", "otklik.example.ru", addr)
-	if out, err := src.CombinedOutput(); err != nil {
-		t.Fatalf("smtp-source: %v\n%s", err, out)
+		start = time.Now()
+		src := exec.Command("/usr/sbin/smtp-source", "-d", "-s", strconv.Itoa(conns), "-m", strconv.Itoa(n),
+			"-F", sample, "-f", "noreply@example.ru", "-t", "c@example.ru", "-M", "otklik.example.ru", addr)
+		if out, err := src.CombinedOutput(); err != nil {
+			t.Fatalf("smtp-source: %v\n%s", err, out)
+		}
+		if d := time.Since(start); postfix == 0 || d < postfix {
+			postfix = d
+		}
 	}
-	postfix := time.Since(start)
 
 	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
 	fmt.Printf("\n| %d messages of %d bytes, %d connections | messages/s | ratio | peak RSS |\n|---|---|---|---|\n", n, len(body), conns)
