@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -164,22 +165,31 @@ func (db *DB) checkPragmas(ctx context.Context, h *sql.DB) error {
 // migrate applies every embedded migration not yet recorded in
 // schema_migrations, each in its own transaction.
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	sort.Strings(names)
+	return db.applyMigrations(ctx, names)
+}
+
+// foreignKeysOff is the first line of a migration that rebuilds a table:
+// it runs with foreign keys off (the rows of the table that others refer
+// to are dropped and copied back) and must leave none broken.
+const foreignKeysOff = "-- foreign keys off\n"
+
+func (db *DB) applyMigrations(ctx context.Context, names []string) error {
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	for _, name := range names {
 		base := path.Base(name)
 		body, err := migrations.ReadFile(name)
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", base, err)
 		}
-		err = db.tx(ctx, func(tx *sql.Tx) error {
+		apply := func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&n); err != nil {
 				return err
@@ -192,12 +202,67 @@ func (db *DB) migrate(ctx context.Context) error {
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, time.Now().Unix())
 			return err
-		})
+		}
+		if strings.HasPrefix(string(body), foreignKeysOff) {
+			err = db.withoutForeignKeys(ctx, apply)
+		} else {
+			err = db.tx(ctx, apply)
+		}
 		if err != nil {
 			return fmt.Errorf("migrate %s: %w", base, err)
 		}
 	}
 	return nil
+}
+
+// withoutForeignKeys runs fn in a transaction on the writer's connection
+// with foreign keys off, which can only change outside a transaction, and
+// commits only if no foreign key is broken then.
+func (db *DB) withoutForeignKeys(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer func() {
+		var on int
+		_, errOn := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys = ON`)
+		if errOn == nil {
+			errOn = conn.QueryRowContext(context.WithoutCancel(ctx), `PRAGMA foreign_keys`).Scan(&on)
+		}
+		if errOn == nil && on != 1 {
+			errOn = errors.New("foreign keys stayed off")
+		}
+		if errOn != nil {
+			// The connection must not go on without them.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+			err = errors.Join(err, fmt.Errorf("turn foreign keys back on: %w", errOn))
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	var table string
+	var rowid sql.NullInt64
+	var parent string
+	var fkid int
+	switch err := tx.QueryRowContext(ctx, `PRAGMA foreign_key_check`).Scan(&table, &rowid, &parent, &fkid); {
+	case err == nil:
+		tx.Rollback()
+		return fmt.Errorf("row %d of %s refers to a missing row of %s", rowid.Int64, table, parent)
+	case !errors.Is(err, sql.ErrNoRows):
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // prepared returns a statement prepared once on the writer connection;
