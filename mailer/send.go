@@ -150,6 +150,9 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 			// final dot (see SendThen).
 			var ahead *composed
 			next := func() (Envelope, bool) {
+				if ahead != nil {
+					return Envelope{}, false // one at a time
+				}
 				select {
 				case n, ok := <-ready:
 					if !ok {
