@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"encoding/base64"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -26,6 +27,26 @@ func TestEscapedBytes(t *testing.T) {
 		s := b.String()
 		if got, want := escapedBytes(s), byByte(s); got != want {
 			t.Fatalf("escapedBytes(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+func TestAppendBase64_Lines(t *testing.T) {
+	for n := range 200 {
+		data := strings.Repeat("жa", n)[:n]
+		got := appendBase64([]byte("x"), []byte(data))
+		if got[0] != 'x' {
+			t.Fatal("overwrote dst")
+		}
+		lines := strings.Split(string(got[1:]), "\r\n")
+		for i, l := range lines {
+			if len(l) > 76 || (i < len(lines)-1 && len(l) != 76) {
+				t.Fatalf("%d bytes: line %d is %d characters", n, i, len(l))
+			}
+		}
+		dec, err := base64.StdEncoding.DecodeString(strings.Join(lines, ""))
+		if err != nil || string(dec) != data {
+			t.Fatalf("%d bytes: decoded %q, %v", n, dec, err)
 		}
 	}
 }
