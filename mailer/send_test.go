@@ -142,7 +142,7 @@ func TestDispatcher_SendsOverImplicitTLSWithAuth(t *testing.T) {
 func TestSMTPSender_RefusesPasswordWithoutTLS(t *testing.T) {
 	box := startInbox(t, inbox.Options{})
 	s := mailer.NewSMTPSender(mailer.SMTPConfig{Address: box.Addr(), TLS: mailer.TLSNone, User: "u", Password: "p", Timeout: 5 * time.Second})
-	err := s.Check(context.Background())
+	_, err := s.Check(context.Background())
 	var se *mailer.SendError
 	if !errors.As(err, &se) || se.Stage != "auth" || !strings.Contains(err.Error(), "without TLS") {
 		t.Fatalf("err = %v, want a refusal to authenticate in clear", err)

@@ -390,14 +390,23 @@ func (s *SMTPSender) Close() error {
 	return err
 }
 
-// Check connects to the server, says hello, authenticates and quits.
-func (s *SMTPSender) Check(ctx context.Context) error {
+// Check connects to the server, says hello, authenticates and quits. It
+// returns which of the extensions sending uses the server offers.
+func (s *SMTPSender) Check(ctx context.Context) (offered []string, err error) {
 	c, err := s.Dial(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.Quit()
+	for _, ext := range sendingExtensions {
+		if ok, _ := c.Extension(ext); ok {
+			offered = append(offered, ext)
+		}
+	}
+	return offered, c.Quit()
 }
+
+// sendingExtensions are the extensions that sending makes use of.
+var sendingExtensions = []string{"PIPELINING", "8BITMIME"}
 
 // startTLS secures raw as RFC 3207 has it: the greeting, EHLO, STARTTLS,
 // then the TLS handshake. go-smtp's client would put TLS around the

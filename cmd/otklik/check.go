@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -68,10 +69,12 @@ func cmdCheck(ctx context.Context, e *env, args []string) error {
 			row("source "+s.Name, nil, fmt.Sprintf("%d files match a feed%s", len(names), preview(names)))
 		}
 		sender, err := a.smtpSender()
+		var offered []string
 		if err == nil {
-			err = sender.Check(ctx)
+			offered, err = sender.Check(ctx)
 		}
-		row("smtp "+cfg.SMTP.Address, err, "connected, hello"+map[bool]string{true: ", authenticated", false: ""}[cfg.SMTP.User != ""])
+		row("smtp "+cfg.SMTP.Address, err, "connected, hello"+map[bool]string{true: ", authenticated", false: ""}[cfg.SMTP.User != ""]+
+			offers(offered))
 	}
 	_, err = mailer.LoadTemplates(cfg.Templates)
 	row("email templates", err, orBuiltIn(cfg.Templates))
@@ -101,4 +104,13 @@ func preview(names []string) string {
 		return ": " + strings.Join(names[:5], ", ") + ", ..."
 	}
 	return ": " + strings.Join(names, ", ")
+}
+
+// offers says which of the extensions that speed sending up the server
+// offers: without PIPELINING each message takes four round trips.
+func offers(offered []string) string {
+	if !slices.Contains(offered, "PIPELINING") {
+		return "; no PIPELINING: four round trips a message"
+	}
+	return "; offers " + strings.Join(offered, ", ")
 }

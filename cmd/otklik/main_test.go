@@ -264,7 +264,7 @@ survey:
 	for _, want := range []string{
 		"source office OK 2 files match a feed: customers.csv, purchases_2026-11-01.csv",
 		"source gone FAIL local: list",
-		"smtp " + box.Addr() + " OK",
+		"smtp " + box.Addr() + " OK connected, hello; offers PIPELINING, 8BITMIME",
 	} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)

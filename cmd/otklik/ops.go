@@ -312,7 +312,7 @@ func (a *app) watch(ctx context.Context) (string, error) {
 	}
 	sender, err := a.smtpSender()
 	if err == nil {
-		err = sender.Check(ctx)
+		_, err = sender.Check(ctx)
 	}
 	detail := ""
 	if err != nil {
