@@ -474,12 +474,14 @@ func startTLS(ctx context.Context, raw net.Conn, hello string, cfg *tls.Config, 
 // takes the client's own copies as sent. The server answers in order and
 // the client reads each reply as if its command had gone alone; a
 // transaction costs two round trips (MAIL, RCPT and DATA; the data)
-// instead of four.
+// instead of four, and one when the next transaction's commands go with
+// the final dot (SendThen).
 type corkedConn struct {
 	net.Conn
 	buf []byte
-	// ahead goes out with the next write; sent is what went out early
-	// and the client has yet to write, pending its replies.
+	// ahead goes out after what the client writes before its next read;
+	// sent is what went out early and the client has yet to write,
+	// pending its replies.
 	ahead, sent []byte
 	// greeting is read before the connection: see startTLS.
 	greeting []byte
