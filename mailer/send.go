@@ -96,7 +96,7 @@ func (r *SendResult) add(o SendResult) {
 func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	var res SendResult
 	log := d.log()
-	n, err := d.DB.RecoverInFlight(ctx)
+	n, err := d.DB.BeginSending(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -215,6 +215,9 @@ func (d *Dispatcher) Send(ctx context.Context) (SendResult, error) {
 	log.Info("send finished", "sent", res.Sent, "retry", res.Retry, "bounced", res.Bounced,
 		"failed", res.Failed, "unknown", res.Unknown, "expired", res.Expired)
 	if err := errors.Join(claimErr, recErr); err != nil {
+		return res, err // the next run recovers what this one left
+	}
+	if err := d.DB.EndSending(context.WithoutCancel(ctx)); err != nil {
 		return res, err
 	}
 	return res, ctx.Err()

@@ -60,25 +60,50 @@ func (db *DB) ExpireInvitations(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// RecoverInFlight marks mail left in "sending" by a process that died as
-// "unknown": the server may have accepted it, so it is reported, never
-// sent again. Claims that never started are released. Only one sender
-// runs per database (the instance lock), so nothing else holds a lease.
-func (db *DB) RecoverInFlight(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := updateMail(ctx, tx, `UPDATE %s SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
+// BeginSending marks a send run as under way and, if the last one did not
+// end with everything settled (EndSending), recovers what it left: mail
+// left in "sending" becomes "unknown" (the server may have accepted it, so
+// it is reported, never sent again) and claims that never started are
+// released. Only one sender runs per database (the instance lock), so
+// nothing else holds a lease. A run that ended cleanly left nothing, and
+// the look (a scan of both outbox tables) is skipped.
+func (db *DB) BeginSending(ctx context.Context) (recovered int64, err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		var running int
+		if err := tx.QueryRowContext(ctx, `SELECT running FROM send_state`).Scan(&running); err != nil {
 			return err
 		}
-		var err error
-		n, err = updateMail(ctx, tx, `UPDATE %s SET status = 'unknown',
-			last_error = 'in flight when the sender stopped' WHERE status = 'sending'`)
+		if running != 0 {
+			if _, err := updateMail(ctx, tx, `UPDATE %s SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
+				return err
+			}
+			var err error
+			recovered, err = updateMail(ctx, tx, `UPDATE %s SET status = 'unknown',
+				last_error = 'in flight when the sender stopped' WHERE status = 'sending'`)
+			if err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE send_state SET running = 1`)
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recover in-flight mail: %w", err)
 	}
-	return n, nil
+	return recovered, nil
+}
+
+// EndSending records that the send run ended with every piece it claimed
+// sent, settled or released.
+func (db *DB) EndSending(ctx context.Context) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE send_state SET running = 0`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("end the send run: %w", err)
+	}
+	return nil
 }
 
 // updateMail runs an UPDATE (with %s for the table) on both mail tables,

@@ -521,3 +521,47 @@ func addInvitations(tb testing.TB, db *store.DB, now time.Time, n int) {
 		tb.Fatalf("add invitations: %d of %d, %v", added, n, err)
 	}
 }
+
+// TestBeginSending_RecoversOnlyAfterAnUnfinishedRun: a run that died
+// leaves mail sending and claims leased, which the next run settles; after
+// a run that ended (EndSending) the next one does not look.
+func TestBeginSending_RecoversOnlyAfterAnUnfinishedRun(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	addInvitations(t, db, now, 3)
+	begin := func(want int64) {
+		t.Helper()
+		if n, err := db.BeginSending(ctx); err != nil || n != want {
+			t.Fatalf("recovered %d, %v; want %d", n, err, want)
+		}
+	}
+	begin(0) // a new database: looks, finds nothing
+	out, err := db.ClaimDue(ctx, 2)
+	if err != nil || len(out) != 2 {
+		t.Fatalf("claim: %v %v", out, err)
+	}
+	if ok, err := db.Start(ctx, out[0]); err != nil || !ok {
+		t.Fatalf("start: %v %v", ok, err)
+	}
+	// The run dies here: the next one marks the started one unknown and
+	// releases the other claim.
+	begin(1)
+	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 2 {
+		t.Fatalf("claims after recovery: %d %v, want the two never started", len(again), err)
+	}
+	if err := db.EndSending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// After a run that ended, nothing is looked for: mail claimed now
+	// stays leased to this run.
+	begin(0)
+	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 0 {
+		t.Fatalf("claims after a clean start: %d %v, want none (leased)", len(again), err)
+	}
+	s, _ := db.Status(ctx)
+	if s.Invitations.Unknown != 1 {
+		t.Fatalf("unknown = %d, want 1", s.Invitations.Unknown)
+	}
+}
