@@ -479,11 +479,8 @@ func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
 // (a sender that died without settling it).
 func TestClaimDue_Leases(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
-	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
-	addInvitations(t, db, now, 3)
-	now = now.Add(time.Minute)
+	db, now := withInvitations(t, 3)
+	*now = now.Add(time.Minute)
 	ids := func(out []store.Outgoing) (s []string) {
 		for _, o := range out {
 			s = append(s, o.Email)
@@ -501,10 +498,21 @@ func TestClaimDue_Leases(t *testing.T) {
 	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 0 {
 		t.Fatalf("third claim: %v %v, want nothing", ids(again), err)
 	}
-	now = now.Add(time.Hour)
+	*now = now.Add(time.Hour)
 	if again, err := db.ClaimDue(ctx, 10); err != nil || len(again) != 3 {
 		t.Fatalf("after the leases ran out: %v %v, want all three", ids(again), err)
 	}
+}
+
+// withInvitations opens a database whose clock reads *now, with n
+// invitations (addInvitations) due at it.
+func withInvitations(tb testing.TB, n int) (*store.DB, *time.Time) {
+	tb.Helper()
+	db := open(tb)
+	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	addInvitations(tb, db, now, n)
+	return db, &now
 }
 
 // addInvitations adds n invitations for receipts "0".."n-1" of store 0001
@@ -527,10 +535,7 @@ func addInvitations(tb testing.TB, db *store.DB, now time.Time, n int) {
 // a run that ended (EndSending) the next one does not look.
 func TestBeginSending_RecoversOnlyAfterAnUnfinishedRun(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
-	now := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
-	addInvitations(t, db, now, 3)
+	db, _ := withInvitations(t, 3)
 	begin := func(want int64) {
 		t.Helper()
 		if n, err := db.BeginSending(ctx); err != nil || n != want {
