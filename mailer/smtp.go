@@ -133,14 +133,8 @@ func NewSMTPSender(cfg SMTPConfig) *SMTPSender {
 	return &SMTPSender{cfg: cfg}
 }
 
-// Dial connects, says hello, secures and authenticates a new client. It is
-// also what `otklik check` uses to test the server.
-func (s *SMTPSender) Dial(ctx context.Context) (*smtp.Client, error) {
-	c, _, err := s.dial(ctx)
-	return c, err
-}
-
-// dial is Dial, also returning the connection under the client.
+// dial connects, secures, says hello and authenticates a new client, and
+// returns it with the connection under it.
 func (s *SMTPSender) dial(ctx context.Context) (*smtp.Client, *corkedConn, error) {
 	cfg := s.cfg
 	host, _, err := net.SplitHostPort(cfg.Address)
@@ -234,7 +228,6 @@ func (s *SMTPSender) SendThen(ctx context.Context, env Envelope, msg []byte, con
 			return err
 		}
 		s.c, s.conn, s.n = c, conn, 0
-		// Extension says hello first if Dial did not need to.
 		s.pipelining, _ = c.Extension("PIPELINING")
 		s.eightBit, _ = c.Extension("8BITMIME")
 	}
@@ -381,7 +374,7 @@ func (s *SMTPSender) Close() error {
 	if s.c == nil {
 		return nil
 	}
-	if s.conn.pending() || s.ahead != nil {
+	if s.conn.pending() { // also when the next envelope went ahead
 		s.drop()
 		return nil
 	}
@@ -393,7 +386,7 @@ func (s *SMTPSender) Close() error {
 // Check connects to the server, says hello, authenticates and quits. It
 // returns which of the extensions sending uses the server offers.
 func (s *SMTPSender) Check(ctx context.Context) (offered []string, err error) {
-	c, err := s.Dial(ctx)
+	c, _, err := s.dial(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -93,8 +93,9 @@ func (db *DB) BeginSending(ctx context.Context) (recovered int64, err error) {
 	return recovered, nil
 }
 
-// EndSending records that the send run ended with every piece it claimed
-// sent, settled or released.
+// EndSending records that the send run ended with every piece it started
+// settled. A claim whose release failed stays leased only until its lease
+// runs out, which ClaimDue already allows for.
 func (db *DB) EndSending(ctx context.Context) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE send_state SET running = 0`)
