@@ -24,7 +24,7 @@ import (
 
 // fakeSMTP is a scripted SMTP server: act is asked what to do at each
 // step of each session ("greet", "ehlo", "starttls", "rcpt", "data",
-// "dot") and may answer with a reply line to send instead of the normal
+// "mid-data" after the first line of the data, "dot") and may answer with a reply line to send instead of the normal
 // one, "drop" to close the connection, or "stall" to stop answering (at
 // "ehlo" only a reply line). It offers the extensions given to startFake
 // but implements none: PIPELINING works because it answers each command
@@ -122,10 +122,13 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 			if !say("data", "354 go ahead") {
 				continue
 			}
-			for {
+			for first := true; ; first = false {
 				l, err := r.ReadString('\n')
 				if err != nil {
 					return
+				}
+				if first && f.act("mid-data", session) == "drop" {
+					return // with the rest of the data unread
 				}
 				if l == ".\r\n" {
 					break
@@ -163,6 +166,7 @@ func TestDispatcher_FaultyServer(t *testing.T) {
 		{"550 recipient", "rcpt", "550 5.1.1 no such user", func(r mailer.SendResult) bool { return r.Bounced == 1 }, "bounced"},
 		{"554 after data", "dot", "554 5.7.1 rejected as spam", func(r mailer.SendResult) bool { return r.Failed == 1 }, "failed"},
 		{"drop before data", "data", "drop", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
+		{"drop in the middle of the data", "mid-data", "drop", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
 		{"drop after the final dot", "dot", "drop", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
 		{"stall after the final dot", "dot", "stall", func(r mailer.SendResult) bool { return r.Unknown == 1 }, "unknown"},
 		{"stall at greeting", "greet", "stall", func(r mailer.SendResult) bool { return r.Retry == 1 }, "planned"},
