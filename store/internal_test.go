@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,4 +199,127 @@ func openTestDB(tb testing.TB) *DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// Recomputing days by scans of the purchase lines gives what a query a
+// day gives: sums, returns and receipts split across categories and
+// midnight, a day between others that is not to be written, and a day
+// that has no lines left. Scans are chosen only for many days at a
+// fixed offset from UTC.
+func TestRollups_ScanMatchesDayByDay(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Date(2026, 9, 20, 0, 0, 0, 0, moscow)
+	b, err := db.BeginBatch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range 3000 {
+		at := start.Add(time.Duration(rng.IntN(20*24*3600)) * time.Second)
+		if at.Day() == 1 {
+			continue // 1 October: a day with no lines
+		}
+		for l := range 1 + rng.IntN(4) {
+			qty := int64(1000 * (1 + rng.IntN(3)))
+			if rng.IntN(20) == 0 {
+				qty = -qty
+			}
+			if _, err := b.AddPurchaseLine(ctx, PurchaseLine{StoreCode: fmt.Sprint(rng.IntN(3)), Receipt: fmt.Sprint("r", r),
+				Line: l + 1, At: at, Category: []string{"", "Диваны", "Свет"}[rng.IntN(3)], QtyMilli: qty, SumKop: qty * 7}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	days := map[string]time.Time{}
+	for d := start; d.Before(start.AddDate(0, 0, 20)); d = d.AddDate(0, 0, 1) {
+		days[d.Format(time.DateOnly)] = d
+	}
+	keys := sortedKeys(days)
+	dump := func() string {
+		t.Helper()
+		rows, err := db.read.QueryContext(ctx, `SELECT day, store_code, category, revenue_kop, returns_kop, receipts, lines
+			FROM sales_daily ORDER BY 1, 2, 3`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out strings.Builder
+		for rows.Next() {
+			var day, st, cat string
+			var rev, ret, rc, n int64
+			if err := rows.Scan(&day, &st, &cat, &rev, &ret, &rc, &n); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintln(&out, day, st, cat, rev, ret, rc, n)
+		}
+		return out.String()
+	}
+	stale := func() {
+		t.Helper()
+		if _, err := db.write.ExecContext(ctx, `DELETE FROM sales_daily`); err != nil {
+			t.Fatal(err)
+		}
+		for _, day := range []string{"2026-10-01", "2026-10-05", "2026-10-06"} {
+			if _, err := db.write.ExecContext(ctx, `INSERT INTO sales_daily (day, store_code, category, revenue_kop, returns_kop, receipts, lines)
+				VALUES (?, 'stale', '', 1, 1, 1, 1)`, day); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stale()
+	if err := db.rollDays(ctx, rollups[0], keys, days); err != nil {
+		t.Fatal(err)
+	}
+	want := dump()
+	if strings.Contains(want, "stale") || !strings.Contains(want, "2026-09-20") || !strings.Contains(want, "2026-10-09") {
+		t.Fatalf("day by day:\n%s", want)
+	}
+	// 5 October is left out: a scan sums it but must not write it.
+	delete(days, "2026-10-05")
+	keys = sortedKeys(days)
+	offset, ok := db.byScan(ctx, rollups[0], days, moscow)
+	if !ok || offset != 3*3600 {
+		t.Fatalf("19 of 20 days in Moscow: by scan %v at offset %d, want a scan at +3h", ok, offset)
+	}
+	stale()
+	if err := db.scanDays(ctx, rollups[0], keys, days, offset); err != nil {
+		t.Fatal(err)
+	}
+	got := dump()
+	var wantScan strings.Builder
+	for _, l := range strings.SplitAfter(want, "\n") {
+		switch {
+		case !strings.HasPrefix(l, "2026-10-05 "):
+			wantScan.WriteString(l)
+		case !strings.Contains(wantScan.String(), "stale"):
+			wantScan.WriteString("2026-10-05 stale  1 1 1 1\n")
+		}
+	}
+	if got != wantScan.String() {
+		t.Errorf("by scan:\n%s\nday by day:\n%s", got, wantScan.String())
+	}
+
+	one := map[string]time.Time{"2026-10-02": days["2026-10-02"], "2026-10-03": days["2026-10-03"]}
+	if _, ok := db.byScan(ctx, rollups[0], one, moscow); ok {
+		t.Error("2 of 20 days: by scan, want a query a day")
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	across := map[string]time.Time{}
+	for d := time.Date(2026, 9, 20, 0, 0, 0, 0, berlin); d.Month() == 9 || d.Day() < 30; d = d.AddDate(0, 0, 1) {
+		across[d.Format(time.DateOnly)] = d
+	}
+	if _, ok := db.byScan(ctx, rollups[0], across, berlin); ok {
+		t.Error("days across Berlin's change of offset: by scan, want a query a day")
+	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -35,7 +36,16 @@ type rollup struct {
 	// query sums raw rows of [?, ?) (unix seconds) by keys, selecting
 	// keys then values.
 	query string
+	// scan, if set, sums the raw rows of [?1, ?2) by local day, ?3 being
+	// the zone's offset in seconds, then keys, in one pass over the
+	// table, day by day: selecting the day's number, keys then values.
+	scan string
 }
+
+// salesValues are the values of the sales roll-up over purchase lines.
+const salesValues = `coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
+		coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
+		count(DISTINCT receipt), count(*)`
 
 var rollups = []rollup{{
 	kind: "sales", daily: "sales_daily", monthly: "sales_monthly",
@@ -44,11 +54,13 @@ var rollups = []rollup{{
 	source: "purchase_lines", sourceT: "at", hourly: true,
 	// A receipt belongs to one day, so its count per day adds up to the
 	// month's.
-	query: `SELECT store_code, category,
-		coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
-		coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
-		count(DISTINCT receipt), count(*)
+	query: `SELECT store_code, category, ` + salesValues + `
 		FROM purchase_lines WHERE ` + linesAt("at") + ` GROUP BY store_code, category`,
+	// A full scan reads each page once, where the hour index would read
+	// a page for every line of a day whose lines came in a large export
+	// of many days, once for each of those days.
+	scan: `SELECT ` + utcDaySQL("(at + ?3)") + `, store_code, category, ` + salesValues + `
+		FROM purchase_lines NOT INDEXED WHERE at >= ?1 AND at < ?2 GROUP BY 1, 2, 3 ORDER BY 1`,
 }, {
 	kind: "feedback", daily: "feedback_daily", monthly: "feedback_monthly",
 	keys:   []string{"store_code", "category", "tone"},
@@ -178,24 +190,13 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 				months[m.Format("2006-01")] = m
 			}
 		}
-		// Days in parallel, as many as there are cores and readers.
 		keys := sortedKeys(days)
-		errs := make([]error, len(keys))
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range min(runtime.GOMAXPROCS(0), readers, len(keys)) {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
-					t := days[keys[i]]
-					errs[i] = db.rollDay(ctx, r, keys[i], t.Unix(), t.AddDate(0, 0, 1).Unix())
-				}
-			})
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				return done, fmt.Errorf("refresh %s roll-up of %s: %w", r.kind, keys[i], err)
+		if offset, ok := db.byScan(ctx, r, days, zone); ok {
+			if err := db.scanDays(ctx, r, keys, days, offset); err != nil {
+				return done, fmt.Errorf("refresh %s roll-up: %w", r.kind, err)
 			}
+		} else if err := db.rollDays(ctx, r, keys, days); err != nil {
+			return done, fmt.Errorf("refresh %s roll-up: %w", r.kind, err)
 		}
 		done += len(keys)
 		for _, key := range sortedKeys(months) {
@@ -219,6 +220,138 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 		return done, fmt.Errorf("refresh roll-ups: %w", err)
 	}
 	return done, nil
+}
+
+// scanShare: the days of a roll-up with a scan query are recomputed by
+// full scans when those to refresh are at least a quarter of the days
+// its raw rows span (a first load, or an export of a month), and one day
+// at a time when they are fewer (a nightly export, an answer).
+const scanShare = 4
+
+// byScan says whether the local days of r are best recomputed by scans
+// of the raw rows, and with what offset from UTC: only where the zone's
+// offset is the same on each of those days and around them.
+func (db *DB) byScan(ctx context.Context, r rollup, days map[string]time.Time, zone *time.Location) (int64, bool) {
+	if r.scan == "" || len(days) < 2 {
+		return 0, false
+	}
+	var first, last sql.NullInt64
+	if err := db.read.QueryRowContext(ctx, `SELECT min(`+r.sourceT+` / 3600), max(`+r.sourceT+` / 3600) FROM `+r.source).
+		Scan(&first, &last); err != nil || !first.Valid {
+		return 0, false
+	}
+	if span := (last.Int64-first.Int64)/24 + 1; int64(len(days))*scanShare < span {
+		return 0, false
+	}
+	utc := map[int64]bool{}
+	for _, t := range days {
+		utc[utcDay(t.Unix())] = true
+	}
+	return fixedOffset(zone, utc)
+}
+
+// rollDays recomputes the local days keys of r one query a day, in
+// parallel, as many as there are cores and readers.
+func (db *DB) rollDays(ctx context.Context, r rollup, keys []string, days map[string]time.Time) error {
+	errs := make([]error, len(keys))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), readers, len(keys)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
+				t := days[keys[i]]
+				errs[i] = db.rollDay(ctx, r, keys[i], t.Unix(), t.AddDate(0, 0, 1).Unix())
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("%s: %w", keys[i], err)
+		}
+	}
+	return nil
+}
+
+// scanDays recomputes the local days keys (sorted) of r, whose zone is
+// offset seconds from UTC on each of them, with r's scan: the days are
+// split into as many runs as there are cores and readers, each run
+// summed by one pass over the raw rows on a reader, and each day written
+// as soon as its rows are in, so a run holds one day's sums at a time.
+func (db *DB) scanDays(ctx context.Context, r rollup, keys []string, days map[string]time.Time, offset int64) error {
+	parts := min(runtime.GOMAXPROCS(0), readers, len(keys))
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		run := keys[i*len(keys)/parts : (i+1)*len(keys)/parts]
+		wg.Go(func() { errs[i] = db.scanRun(ctx, r, run, days, offset) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// scanRun recomputes the consecutive local days run of r in one pass.
+// Days between them that are not in run are summed but not written: they
+// are up to date, and a load may have added to them since the pass began.
+func (db *DB) scanRun(ctx context.Context, r rollup, run []string, days map[string]time.Time, offset int64) error {
+	from, to := days[run[0]].Unix(), days[run[len(run)-1]].AddDate(0, 0, 1).Unix()
+	left := map[string]bool{}
+	for _, day := range run {
+		left[day] = true
+	}
+	rows, err := db.read.QueryContext(ctx, r.scan, from, to, offset)
+	if err != nil {
+		return fmt.Errorf("%s to %s: %w", run[0], run[len(run)-1], err)
+	}
+	defer rows.Close()
+	n := len(r.keys) + len(r.values)
+	var day string
+	var vals [][]any
+	write := func() error {
+		if !left[day] {
+			return nil
+		}
+		delete(left, day)
+		if err := db.writeDay(ctx, r, day, vals); err != nil {
+			return fmt.Errorf("%s: %w", day, err)
+		}
+		return nil
+	}
+	var num int64
+	for rows.Next() {
+		row := make([]any, n+1)
+		ptrs := make([]any, n+1)
+		ptrs[0] = &num
+		for i := 1; i <= n; i++ {
+			ptrs[i] = &row[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if d := time.Unix(num*86400, 0).UTC().Format(time.DateOnly); d != day {
+			if err := write(); err != nil {
+				return err
+			}
+			day, vals = d, vals[:0]
+		}
+		row[0] = day
+		vals = append(vals, row)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := write(); err != nil {
+		return err
+	}
+	// Days left have no rows now.
+	for _, d := range run {
+		if day, vals = d, nil; left[day] {
+			if err := write(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // rollDayHook, if set by a test, runs between the read and the write of
@@ -250,9 +383,16 @@ func (db *DB) rollDay(ctx context.Context, r rollup, day string, from, to int64)
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	return db.writeDay(ctx, r, day, vals)
+}
+
+// writeDay replaces the rows of one day of a daily roll-up with vals, rows
+// of the day then keys then values, in a write transaction.
+func (db *DB) writeDay(ctx context.Context, r rollup, day string, vals [][]any) error {
 	if rollDayHook != nil {
 		rollDayHook()
 	}
+	n := len(r.keys) + len(r.values)
 	cols := append(append([]string{"day"}, r.keys...), r.values...)
 	insert := `INSERT INTO ` + r.daily + ` (` + strings.Join(cols, ", ") + `) VALUES (?` + strings.Repeat(", ?", n) + `)`
 	return db.tx(ctx, func(tx *sql.Tx) error {
