@@ -153,6 +153,7 @@ func TestQueryPlans_PurchaseLinesByHour(t *testing.T) {
 	}{
 		{"sales roll-up of a day", rollups[0].query, []any{from, to}, false},
 		{"days of the lines, for a rebuild", rollups[0].daysQuery(), nil, false},
+		{"first and last hours of the lines", rollups[0].spanQuery(), nil, false},
 		{"plan: candidates", candidatesQuery, []any{from, to, from}, false},
 		{"plan --dry-run: reasons", reasonsQuery, []any{from, to, from, from}, false},
 		{"sales by category", salesByCategoryQuery, []any{from, to, "[]", "[]"}, false},

@@ -100,6 +100,13 @@ func (r rollup) daysQuery() string {
 	return `SELECT DISTINCT ` + utcDaySQL(r.sourceT) + ` FROM ` + r.source
 }
 
+// spanQuery selects the first and last hours of the raw rows of an
+// hourly roll-up, each read from the hour index: min and max in one
+// select would scan the table.
+func (r rollup) spanQuery() string {
+	return `SELECT (SELECT min(` + r.sourceT + ` / 3600) FROM ` + r.source + `), (SELECT max(` + r.sourceT + ` / 3600) FROM ` + r.source + `)`
+}
+
 // monthQuery sums the daily roll-up's rows of [?, ?) (local dates) by
 // keys, selecting keys then values.
 func (r rollup) monthQuery() string {
@@ -236,8 +243,7 @@ func (db *DB) byScan(ctx context.Context, r rollup, days map[string]time.Time, z
 		return 0, false
 	}
 	var first, last sql.NullInt64
-	if err := db.read.QueryRowContext(ctx, `SELECT min(`+r.sourceT+` / 3600), max(`+r.sourceT+` / 3600) FROM `+r.source).
-		Scan(&first, &last); err != nil || !first.Valid {
+	if err := db.read.QueryRowContext(ctx, r.spanQuery()).Scan(&first, &last); err != nil || !first.Valid {
 		return 0, false
 	}
 	if span := (last.Int64-first.Int64)/24 + 1; int64(len(days))*scanShare < span {
