@@ -475,6 +475,65 @@ func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
 	}
 }
 
+// In a run of lines loaded already, queued lines are looked up before
+// they are offered; a receipt loaded in part gets its new lines, the
+// same receipt number in another store is another receipt, and a line
+// queued twice counts once.
+func TestQueuePurchaseLine_OverlappingExport(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	v := store.FileVersion{Source: "office", Name: "purchases.csv", Size: 10, MTime: 1}
+	id, _, _, err := db.BeginFile(ctx, v, "abc", "purchases", "utf-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(storeCode, receipt string, n int) store.PurchaseLine {
+		return store.PurchaseLine{StoreCode: storeCode, Receipt: receipt, Line: n, At: time.Unix(1793361600, 0),
+			Category: "Свет", QtyMilli: 1000, SumKop: 100}
+	}
+	var loaded []store.PurchaseLine
+	for r := range 100 {
+		for n := 1; n <= 3; n++ {
+			loaded = append(loaded, line("1", fmt.Sprint("r", r), n))
+		}
+	}
+	loaded = append(loaded, line("1", "x", 1), line("1", "x", 2))
+	queue := func(ls []store.PurchaseLine) store.FileCounts {
+		t.Helper()
+		b, err := db.BeginBatch(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if err := b.QueuePurchaseLine(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var c store.FileCounts
+		if err := b.Checkpoint(ctx, 1, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	queue(loaded)
+	// The first statement's lines are all loaded, so the next ones are
+	// looked up first.
+	again := append([]store.PurchaseLine{}, loaded[:100]...)
+	again = append(again, line("1", "x", 1), line("1", "x", 3), line("1", "x", 2), line("1", "x", 4),
+		line("2", "x", 1), line("2", "x", 2), line("1", "y", 1), line("1", "y", 2), line("1", "y", 1))
+	again = append(again, loaded[100:]...)
+	if got, want := queue(again), (store.FileCounts{Loaded: 6, Duplicate: int64(len(again) - 6)}); got != want {
+		t.Errorf("counts = %+v, want %+v", got, want)
+	}
+	s, err := db.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(loaded) + 6); s.PurchaseLines != want {
+		t.Errorf("%d purchase lines, want %d", s.PurchaseLines, want)
+	}
+}
+
 // Claimed mail is leased: another claim skips it until the lease runs out
 // (a sender that died without settling it).
 func TestClaimDue_Leases(t *testing.T) {
