@@ -417,17 +417,24 @@ func TestAddResponse_Concurrent(t *testing.T) {
 	}
 }
 
+// purchasesFile opens a database and begins loading a purchases file.
+func purchasesFile(t *testing.T) (*store.DB, int64) {
+	t.Helper()
+	db := open(t)
+	v := store.FileVersion{Source: "office", Name: "purchases.csv", Size: 10, MTime: 1}
+	id, _, _, err := db.BeginFile(context.Background(), v, "abc", "purchases", "utf-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, id
+}
+
 // Queued purchase lines are inserted many to a statement, with the same
 // result as one by one: a line loaded before, or twice in the queue,
 // counts as a duplicate, and the checkpoint adds the counts to the file's.
 func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
-	v := store.FileVersion{Source: "office", Name: "purchases.csv", Size: 10, MTime: 1}
-	id, _, _, err := db.BeginFile(ctx, v, "abc", "purchases", "utf-8")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, id := purchasesFile(t)
 	line := func(receipt string, n int) store.PurchaseLine {
 		return store.PurchaseLine{StoreCode: "1", Receipt: receipt, Line: n, At: time.Unix(1793361600, 0),
 			Category: "Свет", QtyMilli: 1000, SumKop: 100}
@@ -481,12 +488,7 @@ func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
 // queued twice counts once.
 func TestQueuePurchaseLine_OverlappingExport(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
-	v := store.FileVersion{Source: "office", Name: "purchases.csv", Size: 10, MTime: 1}
-	id, _, _, err := db.BeginFile(ctx, v, "abc", "purchases", "utf-8")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, id := purchasesFile(t)
 	line := func(storeCode, receipt string, n int) store.PurchaseLine {
 		return store.PurchaseLine{StoreCode: storeCode, Receipt: receipt, Line: n, At: time.Unix(1793361600, 0),
 			Category: "Свет", QtyMilli: 1000, SumKop: 100}
