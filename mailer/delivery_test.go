@@ -69,8 +69,9 @@ func startFake(t *testing.T, act func(step string, session int) string, ext ...s
 func (f *fakeSMTP) serve(c net.Conn, session int) {
 	defer c.Close()
 	r := bufio.NewReader(c)
-	say := func(step, normal string) bool {
-		switch a := f.act(step, session); a {
+	// reply writes a, the scripted reply to a step, or normal if none is.
+	reply := func(a, normal string) bool {
+		switch a {
 		case "":
 			fmt.Fprintf(c, "%s\r\n", normal)
 		case "drop":
@@ -84,6 +85,7 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 		}
 		return true
 	}
+	say := func(step, normal string) bool { return reply(f.act(step, session), normal) }
 	if !say("greet", "220 fake ESMTP") {
 		return
 	}
@@ -139,11 +141,15 @@ func (f *fakeSMTP) serve(c net.Conn, session int) {
 				f.afterDot++
 				f.mu.Unlock()
 			}
-			if say("dot", "250 queued") {
+			// Counted before the reply: a client that has read it finds
+			// the message counted.
+			a := f.act("dot", session)
+			if a == "" || a[0] == '2' || a[0] == '3' {
 				f.mu.Lock()
 				f.accepted++
 				f.mu.Unlock()
 			}
+			reply(a, "250 queued")
 		case "RSET", "NOOP":
 			fmt.Fprintf(c, "250 ok\r\n")
 		case "QUIT":
