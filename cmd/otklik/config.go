@@ -100,8 +100,8 @@ type AdminConfig struct {
 	// SmallDropShare: a day's drop of a feed with fewer rows than this
 	// share of the median of the 4 weeks before is reported.
 	SmallDropShare float64 `yaml:"small_drop_share"`
-	// MinFreeMB: less free space than this on the database's or the
-	// spool's disk is reported.
+	// MinFreeMB: less free space than this on the database's, the
+	// spool's or SQLite's temporary folder's disk is reported.
 	MinFreeMB int `yaml:"min_free_mb"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -321,7 +322,13 @@ func (a *app) watch(ctx context.Context) (string, error) {
 	a.condition(ctx, "smtp", err != nil, "почтовый сервер не принимает письма",
 		fmt.Sprintf("Почтовый сервер %s не принимает соединение: %s\nПриглашения и оповещения ждут в очереди.", a.cfg.SMTP.Address, detail))
 	var low []string
-	for _, p := range []string{a.cfg.Database, a.cfg.Spool} {
+	disks := []string{a.cfg.Database, a.cfg.Spool}
+	// SQLite sorts in its temporary folder when roll-ups of many days
+	// are summed again: watched too when it is on a disk of its own.
+	if tmp := sqliteTempDir(a.env.getenv); tmp != "" && !sameDisk(tmp, a.cfg.Database) {
+		disks = append(disks, tmp)
+	}
+	for _, p := range disks {
 		free, err := freeBytes(p)
 		if err != nil {
 			continue
@@ -349,6 +356,37 @@ func freeBytes(path string) (uint64, error) {
 		return 0, err
 	}
 	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// sqliteTempDir is the folder SQLite puts its temporary files in, found
+// as SQLite finds it: the first writable folder of $SQLITE_TMPDIR,
+// $TMPDIR, /var/tmp, /usr/tmp and /tmp.
+func sqliteTempDir(getenv func(string) string) string {
+	for _, d := range []string{getenv("SQLITE_TMPDIR"), getenv("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp"} {
+		if fi, err := os.Stat(d); d != "" && err == nil && fi.IsDir() && syscall.Access(d, 0o3) == nil {
+			return d
+		}
+	}
+	return ""
+}
+
+// sameDisk says whether paths a and b (or, for files not yet made, their
+// folders) are on one file system; false when either cannot be read.
+func sameDisk(a, b string) bool {
+	dev := func(path string) (uint64, bool) {
+		for p := path; ; p = parentDir(p) {
+			var st syscall.Stat_t
+			if err := syscall.Stat(p, &st); err == nil {
+				return st.Dev, true
+			}
+			if p == "/" {
+				return 0, false
+			}
+		}
+	}
+	da, okA := dev(a)
+	db, okB := dev(b)
+	return okA && okB && da == db
 }
 
 func parentDir(p string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,5 +117,31 @@ func TestStatusCollector_ReadsOnlyWhenStale(t *testing.T) {
 	case <-reading:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the read went on after the daemon stopped")
+	}
+}
+
+// The free space of SQLite's temporary folder is watched as SQLite finds
+// that folder: $SQLITE_TMPDIR, then $TMPDIR, then the system's, skipping
+// a folder that does not exist.
+func TestSQLiteTempDir(t *testing.T) {
+	mine, other := t.TempDir(), t.TempDir()
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"SQLITE_TMPDIR": mine, "TMPDIR": other}, mine},
+		{map[string]string{"SQLITE_TMPDIR": filepath.Join(mine, "gone"), "TMPDIR": other}, other},
+		{map[string]string{"TMPDIR": other}, other},
+		{map[string]string{}, "/var/tmp"},
+	} {
+		if got := sqliteTempDir(func(k string) string { return tc.env[k] }); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.env, got, tc.want)
+		}
+	}
+	if !sameDisk(filepath.Join(mine, "not yet made.db"), other) {
+		t.Errorf("a file not yet made and a folder beside it: not on one disk")
+	}
+	if sameDisk(mine, "/proc/self") {
+		t.Errorf("a folder and /proc on the same disk")
 	}
 }
