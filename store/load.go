@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -248,26 +247,46 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	return nil
 }
 
-// notLoaded returns the lines of q whose keys are not loaded: in a run of
-// lines loaded already (an export that overlaps the last), looking up
-// three columns in the key's index costs less than offering thirteen to
-// a failing insert. Only the positions of lines not loaded come back, so
-// a run of loaded lines returns no rows at all.
+// notLoaded returns the lines of q that may not be loaded, for INSERT OR
+// IGNORE to settle: in a run of lines loaded already (an export that
+// overlaps the last), a lookup in the key's index alone costs less than
+// offering thirteen columns to a failing insert. Each receipt is looked
+// up once: its lines come back unless every line in the range of those
+// queued is loaded, so a run of loaded lines returns no rows. The
+// receipts are padded with NULLs, which match nothing, to one per line,
+// so that a batch prepares the lookup once.
 func (b *Batch) notLoaded(ctx context.Context, q []PurchaseLine) ([]PurchaseLine, error) {
+	type receipt struct{ store, receipt string }
+	type span struct{ first, last int }
+	spans := make(map[receipt]span, len(q))
+	var order []receipt
+	for _, p := range q {
+		k := receipt{p.StoreCode, p.Receipt}
+		s, ok := spans[k]
+		if !ok {
+			s = span{p.Line, p.Line}
+			order = append(order, k)
+		}
+		spans[k] = span{min(s.first, p.Line), max(s.last, p.Line)}
+	}
+	args := make([]any, 0, len(q)*4)
+	for _, k := range order {
+		args = append(args, k.store, k.receipt, spans[k].first, spans[k].last)
+	}
+	for len(args) < cap(args) {
+		args = append(args, nil, nil, nil, nil)
+	}
 	var query strings.Builder
-	query.WriteString(`SELECT v.column4 FROM (VALUES `)
-	args := make([]any, 0, len(q)*3)
-	for i, p := range q {
+	query.WriteString(`SELECT v.column1, v.column2 FROM (VALUES `)
+	for i := range q {
 		if i > 0 {
 			query.WriteString(", ")
 		}
-		query.WriteString("(?, ?, ?, ")
-		query.WriteString(strconv.Itoa(i))
-		query.WriteString(")")
-		args = append(args, p.StoreCode, p.Receipt, p.Line)
+		query.WriteString("(?, ?, ?, ?)")
 	}
-	query.WriteString(`) v WHERE NOT EXISTS (SELECT 1 FROM purchase_lines p
-		WHERE p.store_code = v.column1 AND p.receipt = v.column2 AND p.line = v.column3)`)
+	query.WriteString(`) v WHERE (SELECT count(*) FROM purchase_lines p
+		WHERE p.store_code = v.column1 AND p.receipt = v.column2 AND p.line BETWEEN v.column3 AND v.column4)
+		< v.column4 - v.column3 + 1`)
 	st, err := b.stmt(ctx, query.String())
 	if err != nil {
 		return nil, err
@@ -277,16 +296,22 @@ func (b *Batch) notLoaded(ctx context.Context, q []PurchaseLine) ([]PurchaseLine
 		return nil, err
 	}
 	defer rows.Close()
-	var out []PurchaseLine
+	offer := make(map[receipt]bool)
 	for rows.Next() {
-		var i int
-		if err := rows.Scan(&i); err != nil {
+		var k receipt
+		if err := rows.Scan(&k.store, &k.receipt); err != nil {
 			return nil, err
 		}
-		out = append(out, q[i])
+		offer[k] = true
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	out := q[:0]
+	for _, p := range q {
+		if offer[receipt{p.StoreCode, p.Receipt}] {
+			out = append(out, p)
+		}
 	}
 	return out, nil
 }

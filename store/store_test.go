@@ -483,9 +483,10 @@ func TestQueuePurchaseLine_CountsAsAddPurchaseLine(t *testing.T) {
 }
 
 // In a run of lines loaded already, queued lines are looked up before
-// they are offered; a receipt loaded in part gets its new lines, the
-// same receipt number in another store is another receipt, and a line
-// queued twice counts once.
+// they are offered; a receipt loaded in part gets its new lines (also
+// when those queued leave a gap that its loaded lines fill), the same
+// receipt number in another store is another receipt, and a line queued
+// twice counts once.
 func TestQueuePurchaseLine_OverlappingExport(t *testing.T) {
 	ctx := context.Background()
 	db, id := purchasesFile(t)
@@ -499,7 +500,7 @@ func TestQueuePurchaseLine_OverlappingExport(t *testing.T) {
 			loaded = append(loaded, line("1", fmt.Sprint("r", r), n))
 		}
 	}
-	loaded = append(loaded, line("1", "x", 1), line("1", "x", 2))
+	loaded = append(loaded, line("1", "x", 1), line("1", "x", 2), line("1", "z", 1), line("1", "z", 2))
 	queue := func(ls []store.PurchaseLine) store.FileCounts {
 		t.Helper()
 		b, err := db.BeginBatch(ctx, id)
@@ -522,16 +523,17 @@ func TestQueuePurchaseLine_OverlappingExport(t *testing.T) {
 	// looked up first.
 	again := append([]store.PurchaseLine{}, loaded[:100]...)
 	again = append(again, line("1", "x", 1), line("1", "x", 3), line("1", "x", 2), line("1", "x", 4),
-		line("2", "x", 1), line("2", "x", 2), line("1", "y", 1), line("1", "y", 2), line("1", "y", 1))
+		line("2", "x", 1), line("2", "x", 2), line("1", "y", 1), line("1", "y", 2), line("1", "y", 1),
+		line("1", "z", 1), line("1", "z", 3))
 	again = append(again, loaded[100:]...)
-	if got, want := queue(again), (store.FileCounts{Loaded: 6, Duplicate: int64(len(again) - 6)}); got != want {
+	if got, want := queue(again), (store.FileCounts{Loaded: 7, Duplicate: int64(len(again) - 7)}); got != want {
 		t.Errorf("counts = %+v, want %+v", got, want)
 	}
 	s, err := db.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(len(loaded) + 6); s.PurchaseLines != want {
+	if want := int64(len(loaded) + 7); s.PurchaseLines != want {
 		t.Errorf("%d purchase lines, want %d", s.PurchaseLines, want)
 	}
 }
