@@ -50,6 +50,64 @@ func parseDateTime(s string, loc *time.Location) (time.Time, error) {
 // scale 2 is 123456. Spaces, non-breaking and narrow spaces group
 // thousands; the decimal mark is a comma or a point.
 func parseFixed(s string, scale int) (int64, error) {
+	if v, ok := plainFixed(s, scale); ok {
+		return v, nil
+	}
+	return anyFixed(s, scale)
+}
+
+// plainFixed reads what two money columns of every purchase line hold
+// (digits, a minus, one decimal mark, spaces or non-breaking spaces) in
+// one pass and without allocating; anything else, or anything out of the
+// ordinary (too many decimals, too large), is left to anyFixed.
+func plainFixed(s string, scale int) (int64, bool) {
+	var v int64
+	digits, frac, neg, mark := 0, 0, false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if mark {
+				if frac == scale {
+					return 0, false
+				}
+				frac++
+			}
+			if v > (1<<62)/10 {
+				return 0, false
+			}
+			v = v*10 + int64(c-'0')
+			digits++
+		case c == ',' || c == '.':
+			if mark {
+				return 0, false
+			}
+			mark = true
+		case c == '-' && !neg && !mark && digits == 0:
+			neg = true
+		case c == ' ':
+		case c == 0xc2 && i+1 < len(s) && s[i+1] == 0xa0: // U+00A0
+			i++
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	for ; frac < scale; frac++ {
+		if v > (1<<62)/10 {
+			return 0, false
+		}
+		v *= 10
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// anyFixed is parseFixed for any input, with the reason it is refused.
+func anyFixed(s string, scale int) (int64, error) {
 	orig := s
 	s = strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\u00a0' || r == '\u202f' || r == '\t' {

@@ -27,6 +27,18 @@ func TestParseFixed(t *testing.T) {
 		{"", 2, 0, true},
 		{"-", 2, 0, true},
 		{"99999999999999999999", 2, 0, true},
+		{"1 2 3,4 5", 2, 12345, false},
+		{"- 5", 2, -500, false},
+		{"5-", 2, 0, true},
+		{"--5", 2, 0, true},
+		{"007", 2, 700, false},
+		{"1.", 2, 100, false},
+		{".", 2, 0, true},
+		{" 1,50 ", 2, 150, false},
+		{"\u00a0", 2, 0, true},
+		{"1\t000", 2, 100000, false},
+		{"461168601842738791", 2, 0, true},
+		{"46116860184273879", 2, 4611686018427387900, false},
 	} {
 		got, err := parseFixed(tc.in, tc.scale)
 		if (err != nil) != tc.wantErr || got != tc.want {
