@@ -43,12 +43,22 @@ func FuzzReadCSV(f *testing.F) {
 }
 
 // FuzzParseFixed checks the value parsers never panic, and that the
-// money parser's one-pass reading agrees with the general one.
+// one-pass readings of numbers and dates agree with the general ones.
 func FuzzParseFixed(f *testing.F) {
-	for _, s := range []string{"45\u00a0990,00", "-1,5", ",", "1e9", "999999999999999999", "- 1 2,30", "1,2,3"} {
+	for _, s := range []string{"45\u00a0990,00", "-1,5", ",", "1e9", "999999999999999999", "- 1 2,30", "1,2,3",
+		"01.11.2026 9:05:00", "29.02.2028 23:59:59", "31.04.2026 10:00:00", "01.01.0001 0:00:00", "29.03.2026 2:30:00"} {
 		f.Add(s)
 	}
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
+		if v, ok := plainDateTime(s, moscow); ok {
+			if w, err := anyDateTime(s, moscow); err != nil || !w.Equal(v) {
+				t.Errorf("%q: one pass read %v, the layouts %v, %v", s, v, w, err)
+			}
+		}
 		for scale := 2; scale <= 3; scale++ {
 			if v, ok := plainFixed(s, scale); ok {
 				if w, err := anyFixed(s, scale); err != nil || w != v {

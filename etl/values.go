@@ -33,6 +33,44 @@ func parseDateTime(s string, loc *time.Location) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errEmpty
 	}
+	if t, ok := plainDateTime(s, loc); ok {
+		return t, nil
+	}
+	return anyDateTime(s, loc)
+}
+
+// plainDateTime reads 1C's own "DD.MM.YYYY H:MM:SS" (the hour in one or
+// two digits), the date of every purchase line, without time.Parse's
+// search of its layout; anything else, or out of range, is left to
+// anyDateTime.
+func plainDateTime(s string, loc *time.Location) (time.Time, bool) {
+	h := len(s) - 17 // the digits of the hour
+	if h < 1 || h > 2 || s[2] != '.' || s[5] != '.' || s[10] != ' ' || s[11+h] != ':' || s[14+h] != ':' {
+		return time.Time{}, false
+	}
+	num := func(from, to int) int {
+		n := 0
+		for _, c := range []byte(s[from:to]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	day, month, year := num(0, 2), num(3, 5), num(6, 10)
+	hour, minute, sec := num(11, 11+h), num(12+h, 14+h), num(15+h, 17+h)
+	if year <= 1 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	if day > time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, loc), true
+}
+
+// anyDateTime is parseDateTime for any layout it knows.
+func anyDateTime(s string, loc *time.Location) (time.Time, error) {
 	for _, layout := range dateTimeLayouts {
 		t, err := time.ParseInLocation(layout, s, loc)
 		if err == nil {
@@ -56,8 +94,8 @@ func parseFixed(s string, scale int) (int64, error) {
 	return anyFixed(s, scale)
 }
 
-// plainFixed reads what two money columns of every purchase line hold
-// (digits, a minus, one decimal mark, spaces or non-breaking spaces) in
+// plainFixed reads what the quantity and money columns of every purchase
+// line hold (digits, a minus, one decimal mark, spaces or non-breaking spaces) in
 // one pass and without allocating; anything else, or anything out of the
 // ordinary (too many decimals, too large), is left to anyFixed.
 func plainFixed(s string, scale int) (int64, bool) {
