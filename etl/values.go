@@ -95,9 +95,9 @@ func parseFixed(s string, scale int) (int64, error) {
 }
 
 // plainFixed reads what the quantity and money columns of every purchase
-// line hold (digits, a minus, one decimal mark, spaces or non-breaking spaces) in
-// one pass and without allocating; anything else, or anything out of the
-// ordinary (too many decimals, too large), is left to anyFixed.
+// line hold (digits, a minus, one decimal mark, spaces or non-breaking
+// spaces) in one pass and without allocating; anything else, or anything
+// out of the ordinary (too many decimals, too large), is left to anyFixed.
 func plainFixed(s string, scale int) (int64, bool) {
 	var v int64
 	digits, frac, neg, mark := 0, 0, false, false
