@@ -151,7 +151,11 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
 	}
 	readCtx, stop := context.WithCancel(ctx)
-	rows, readErr := readAhead(readCtx, r, feeds[feedName].withColumns(cols), resume.Checkpoint, parse)
+	var known func([]byte) (bool, error)
+	if feedName == FeedPurchases {
+		known = func(hash []byte) (bool, error) { return in.DB.KnownBlock(readCtx, hash) }
+	}
+	rows, readErr := readAhead(readCtx, r, feeds[feedName].withColumns(cols), resume.Checkpoint, parse, known)
 	defer func() {
 		stop()
 		for range rows { // let the reader end before the file closes
@@ -165,10 +169,18 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		runtime.Gosched()
 		for _, it := range chunk {
 			err := step(it.line, func() error {
-				if it.bad != nil {
+				switch {
+				case it.known > 0:
+					pending += it.known
+					c.Duplicate += int64(it.known)
+					return nil
+				case it.bad != nil:
 					return record(it.bad)
 				}
-				return added(it.write())
+				if err := added(it.write()); err != nil || it.block == nil {
+					return err
+				}
+				return batch.AddBlock(ctx, it.block)
 			})
 			if err != nil {
 				return c, err
@@ -183,11 +195,16 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 }
 
 // parsedRow is a CSV row read and checked: what writes it, or why it is
-// rejected.
+// rejected; or a block of rows loaded before, passed over.
 type parsedRow struct {
 	line  int
 	write func() (outcome, error)
 	bad   *RowError
+	// block, on the last row of a block that loads whole, is its hash,
+	// to record with the row (see blocker).
+	block []byte
+	// known is the number of rows, up to line, of a block loaded before.
+	known int
 }
 
 // outcome is what writing a row did.
@@ -209,10 +226,12 @@ func outcomeOf(loaded bool, err error) (outcome, error) {
 
 // readAhead reads and parses the rows after line skip in a goroutine and
 // sends them in chunks, so that reading, decoding and checking overlap the
-// writes. The channel is closed when the file is read or ctx is done;
-// then wait returns the reader's error.
+// writes. With known (purchases), the rows go in blocks and a block known
+// to be loaded is passed over (see blocker). The channel is closed when
+// the file is read or ctx is done; then wait returns the reader's error.
 func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
-	parse func(*csvRow) (func() (outcome, error), *RowError)) (rows <-chan []parsedRow, wait func() error) {
+	parse func(*csvRow) (func() (outcome, error), *RowError),
+	known func([]byte) (bool, error)) (rows <-chan []parsedRow, wait func() error) {
 	const chunkRows = 256
 	ch := make(chan []parsedRow, 4)
 	var err error
@@ -238,6 +257,16 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 				return nil
 			}
 			return flush()
+		}
+		if known != nil {
+			b := newBlocker(known, parse, add, skip)
+			if err = readCSV(r, f, b.row, b.bad); err == nil {
+				err = b.end()
+			}
+			if err == nil && len(chunk) > 0 {
+				err = flush()
+			}
+			return
 		}
 		err = readCSV(r, f, func(row *csvRow) error {
 			if row.line <= skip {

@@ -139,9 +139,10 @@ func dump(t *testing.T, path string) map[string]string {
 		"purchase_lines": `SELECT p.store_code, p.receipt, p.line, p.at, p.customer_code, p.product_code, p.product,
 			p.category, p.qty_milli, p.price_kop, p.sum_kop, p.seller, f.name
 			FROM purchase_lines p JOIN files f ON f.id = p.file_id ORDER BY 1, 2, 3`,
-		"promo_codes":   `SELECT code FROM promo_codes ORDER BY code`,
-		"sales_daily":   `SELECT * FROM sales_daily ORDER BY 1, 2, 3`,
-		"sales_monthly": `SELECT * FROM sales_monthly ORDER BY 1, 2, 3`,
+		"purchase_blocks": `SELECT hex(b.hash), f.name FROM purchase_blocks b JOIN files f ON f.id = b.file_id ORDER BY 1`,
+		"promo_codes":     `SELECT code FROM promo_codes ORDER BY code`,
+		"sales_daily":     `SELECT * FROM sales_daily ORDER BY 1, 2, 3`,
+		"sales_monthly":   `SELECT * FROM sales_monthly ORDER BY 1, 2, 3`,
 	}
 	out := map[string]string{}
 	for table, q := range queries {
