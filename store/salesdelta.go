@@ -11,13 +11,15 @@ import (
 )
 
 // A batch adds its lines' sums to the sales roll-ups when that is cheaper
-// than recomputing its days after the load. It must add at least
-// linesPerGroup lines, on average, to each (day, store, category) it
-// touches: a small batch (one cut short for a survey answer) only marks
-// its days, one statement a day instead of two a group. And the days must
-// already hold at least linesHeld times its lines: the first load of a
-// day marks it, and the refresh reads its lines once, on the readers, in
-// parallel, where sums in each batch would cost the load more.
+// than recomputing its days after the load, which reads every line the
+// days hold. Adding costs the batch about a line's insert for each line
+// and linesPerGroup for each (day, store, category) it touches; so the
+// days must already hold at least linesHeld times that: the first load of
+// a day marks it, and the refresh reads its lines once, on the readers,
+// in parallel, where sums in each batch would cost the load more. A small
+// batch among days that hold millions of lines (one cut short for a
+// survey answer, or the few new lines of an export mostly loaded before)
+// adds its sums: marking would rescan the days for a handful of lines.
 const (
 	linesPerGroup = 2
 	linesHeld     = 4
@@ -80,9 +82,6 @@ func (b *Batch) rollSales(ctx context.Context) error {
 	if d.lines == 0 {
 		return nil
 	}
-	if len(d.groups)*linesPerGroup > d.lines {
-		return b.markSales(ctx, d.days)
-	}
 	zone, err := rollupZone(ctx, b.tx)
 	if err != nil {
 		return err
@@ -101,7 +100,7 @@ func (b *Batch) rollSales(ctx context.Context) error {
 		time.Unix(last*86400, 0).UTC().AddDate(0, 0, 1).Format(time.DateOnly)).Scan(&held); err != nil {
 		return fmt.Errorf("sales roll-up: %w", err)
 	}
-	if held < int64(d.lines)*linesHeld {
+	if held < int64(max(d.lines, len(d.groups)*linesPerGroup))*linesHeld {
 		return b.markSales(ctx, d.days)
 	}
 	dirty, err := b.dirtySales(ctx)
