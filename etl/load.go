@@ -171,7 +171,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			err := step(it.line, func() error {
 				switch {
 				case it.known > 0:
-					pending += it.known
+					// Not pending: passing over writes nothing.
 					c.Duplicate += int64(it.known)
 					return nil
 				case it.bad != nil:
