@@ -101,7 +101,10 @@ echo "$report_out"
 	echo "For reference, the same raw part runs through modernc.org/sqlite, the SQLite"
 	echo "otklik is built on (SQLite translated to Go, the product's no-cgo choice): encoding/csv reads the"
 	echo "UTF-8 file and every line is INSERT OR IGNOREd as text into the shell's table, a commit every"
-	echo "20,000 lines. Then an export holding the last 90% of the first and 10% new lines is ingested."
+	echo "20,000 lines. Then an export holding the last 90% of the first and 10% new lines is ingested:"
+	echo "the blocks of lines it repeats byte for byte are recognized by their hash and passed over. For"
+	echo "reference, the same export is ingested into a copy of the database with those blocks"
+	echo "forgotten, so that every line is parsed and looked up, as in an export whose text differs."
 	echo "Peak RSS from wait4."
 	echo
 	echo "Answers during an ingest: the daemon (\`otklik run\`, the built binary) catches up the ingest of"
@@ -113,8 +116,8 @@ echo "$report_out"
 	echo "The sample drop of 100,000 customers and 30 days of purchases, with a 1,000,000-line purchases"
 	echo "export beside it, is ingested once without interruption; a copy is ingested by"
 	echo "\`otklik ingest\` (the built binary) killed with SIGKILL at 20 random moments and restarted"
-	echo "until it finishes. Each table (rows, rejects, per-file counts, roll-ups) is then compared with"
-	echo "the uninterrupted run by row count and a hash of its rows."
+	echo "until it finishes. Each table (rows, rejects, per-file counts, roll-ups, blocks recorded) is"
+	echo "then compared with the uninterrupted run by row count and a hash of its rows."
 	echo
 	echo "$ingest_out" | grep '^|'
 	echo
