@@ -3,9 +3,7 @@ package etl_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/otklik/otklik/etl"
 	"github.com/otklik/otklik/etl/sample"
+	"github.com/otklik/otklik/store/storetest"
 )
 
 // An export repeating blocks of lines loaded before ends the database as
@@ -102,34 +101,12 @@ func TestIngester_ReexportPassesOverLoadedBlocks(t *testing.T) {
 // dumpTables hashes what a load writes, table by table.
 func dumpTables(t *testing.T, db *sql.DB) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	for table, q := range map[string]string{
+	return storetest.Dump(t, db, map[string]string{
 		"purchase_lines": `SELECT store_code, receipt, line, at, customer_code, product_code, product, category,
 			qty_milli, price_kop, sum_kop, seller FROM purchase_lines ORDER BY 1, 2, 3`,
 		"rejects":       `SELECT line, field, reason FROM rejects ORDER BY file_id, line`,
 		"files":         `SELECT status, rows_loaded, rows_duplicate, rows_rejected FROM files ORDER BY id`,
 		"sales_daily":   `SELECT * FROM sales_daily ORDER BY 1, 2, 3`,
 		"sales_monthly": `SELECT * FROM sales_monthly ORDER BY 1, 2, 3`,
-	} {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatalf("%s: %v", table, err)
-		}
-		cols, _ := rows.Columns()
-		vals, ptrs := make([]any, len(cols)), make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		h, n := sha256.New(), 0
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(h, "%v\n", vals)
-			n++
-		}
-		rows.Close()
-		out[table] = fmt.Sprintf("%d rows %x", n, h.Sum(nil))
-	}
-	return out
+	})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otklik/otklik/etl/sample"
+	"github.com/otklik/otklik/store/storetest"
 )
 
 // TestIngestCrashLoop kills `otklik ingest` with SIGKILL at 20 random
@@ -144,31 +144,5 @@ func dump(t *testing.T, path string) map[string]string {
 		"sales_daily":     `SELECT * FROM sales_daily ORDER BY 1, 2, 3`,
 		"sales_monthly":   `SELECT * FROM sales_monthly ORDER BY 1, 2, 3`,
 	}
-	out := map[string]string{}
-	for table, q := range queries {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatalf("%s: %v", table, err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		h, n := sha256.New(), 0
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(h, "%v\x00", vals)
-			n++
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-		out[table] = fmt.Sprintf("%d rows %x", n, h.Sum(nil)[:6])
-	}
-	return out
+	return storetest.Dump(t, db, queries)
 }
