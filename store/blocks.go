@@ -7,6 +7,11 @@ import (
 	"fmt"
 )
 
+// Blocks stand for purchase lines that are never changed or removed once
+// loaded. Whatever comes to delete purchase lines must empty
+// purchase_blocks as well: a block does not list its lines, and a block
+// still recorded would keep its deleted lines from loading again.
+
 // KnownBlock reports whether a block of a purchases export with this hash
 // was loaded whole by an earlier batch (see AddBlock). It reads on a
 // reader, so it sees committed batches only.
