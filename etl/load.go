@@ -54,7 +54,22 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	if size <= 0 {
 		size = 20000
 	}
-	batch, err := in.DB.BeginBatch(ctx, fileID)
+	// A purchases file loaded from its first line is tallied for the
+	// sales roll-ups (see store.SalesTally).
+	var tally *store.SalesTally
+	if feedName == FeedPurchases && resume.Checkpoint == 0 {
+		if tally, err = in.DB.BeginTally(ctx); err != nil {
+			return c, err
+		}
+	}
+	begin := func() (*store.Batch, error) {
+		b, err := in.DB.BeginBatch(ctx, fileID)
+		if err == nil {
+			b.SetTally(tally)
+		}
+		return b, err
+	}
+	batch, err := begin()
 	if err != nil {
 		return c, err
 	}
@@ -79,7 +94,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			return err
 		}
 		pending, began = 0, time.Now()
-		batch, err = in.DB.BeginBatch(ctx, fileID)
+		batch, err = begin()
 		return err
 	}
 	record := func(e *RowError) error {
@@ -190,8 +205,15 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	if err := readErr(); err != nil {
 		return c, err
 	}
-	err = batch.Checkpoint(ctx, last, &c)
-	return c, err
+	if err := batch.Checkpoint(ctx, last, &c); err != nil {
+		return c, err
+	}
+	if days, err := in.DB.ApplyTally(ctx, tally); err != nil {
+		return c, err
+	} else if days > 0 {
+		in.log().Info("sales roll-ups of the file's days written", "days", days)
+	}
+	return c, nil
 }
 
 // parsedRow is a CSV row read and checked: what writes it, or why it is

@@ -48,7 +48,7 @@ func TestRollSales_DuringRefreshOfTheLocalDay(t *testing.T) {
 	// October in Moscow is still UTC 30 October, which is not marked.
 	load(time.Date(2026, 10, 31, 12, 0, 0, 0, time.UTC), "a")
 	var once sync.Once
-	rollDayHook = func() {
+	rollDayHook = func(string) {
 		once.Do(func() {
 			var many []string
 			for i := range 8 {
@@ -276,7 +276,7 @@ func TestRollups_ScanMatchesDayByDay(t *testing.T) {
 		}
 	}
 	stale()
-	if err := db.rollDays(ctx, rollups[0], keys, days); err != nil {
+	if err := db.rollDays(ctx, rollups[0], keys, days, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := dump()
@@ -291,7 +291,7 @@ func TestRollups_ScanMatchesDayByDay(t *testing.T) {
 		t.Fatalf("19 of 20 days in Moscow: by scan %v at offset %d, want a scan at +3h", ok, offset)
 	}
 	stale()
-	if err := db.scanDays(ctx, rollups[0], keys, days, offset); err != nil {
+	if err := db.scanDays(ctx, rollups[0], keys, days, offset, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := dump()

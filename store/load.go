@@ -55,6 +55,8 @@ type Batch struct {
 	// mostlyLoaded is whether most lines of the last insert were loaded
 	// already: the next ones are then looked up first.
 	mostlyLoaded bool
+	// tally, if set, sums the lines inserted (see SalesTally).
+	tally *SalesTally
 }
 
 // BeginBatch starts a batch for the file with the given ledger id.
@@ -161,6 +163,7 @@ func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, erro
 		b.sales.note(at, p.StoreCode, p.Category)
 		b.sales.lines++
 	}
+	b.tally.spoil([]PurchaseLine{p})
 	return ok, nil
 }
 
@@ -203,6 +206,9 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	}
 	offered := len(q)
 	if b.mostlyLoaded {
+		if b.tally != nil {
+			b.tally.spoil(q) // whatever is left out was loaded
+		}
 		rest, err := b.notLoaded(ctx, q)
 		if err != nil {
 			return err
@@ -239,6 +245,13 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
+	}
+	if int(n) == len(q) {
+		if err := b.tally.add(ctx, b.tx, q); err != nil {
+			return err
+		}
+	} else {
+		b.tally.spoil(q)
 	}
 	b.sales.lines += int(n)
 	b.loaded += n

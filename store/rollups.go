@@ -198,11 +198,17 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 			}
 		}
 		keys := sortedKeys(days)
+		read := map[int64]int64{}
+		for _, d := range marked {
+			if d.kind == r.kind {
+				read[d.day] = d.mark
+			}
+		}
 		if offset, ok := db.byScan(ctx, r, days, zone); ok {
-			if err := db.scanDays(ctx, r, keys, days, offset); err != nil {
+			if err := db.scanDays(ctx, r, keys, days, offset, read); err != nil {
 				return done, fmt.Errorf("refresh %s roll-up: %w", r.kind, err)
 			}
-		} else if err := db.rollDays(ctx, r, keys, days); err != nil {
+		} else if err := db.rollDays(ctx, r, keys, days, read); err != nil {
 			return done, fmt.Errorf("refresh %s roll-up: %w", r.kind, err)
 		}
 		done += len(keys)
@@ -257,8 +263,9 @@ func (db *DB) byScan(ctx context.Context, r rollup, days map[string]time.Time, z
 }
 
 // rollDays recomputes the local days keys of r one query a day, in
-// parallel, as many as there are cores and readers.
-func (db *DB) rollDays(ctx context.Context, r rollup, keys []string, days map[string]time.Time) error {
+// parallel, as many as there are cores and readers. read holds the marks
+// the refresh read, by UTC day (see writeDay).
+func (db *DB) rollDays(ctx context.Context, r rollup, keys []string, days map[string]time.Time, read map[int64]int64) error {
 	errs := make([]error, len(keys))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -266,7 +273,7 @@ func (db *DB) rollDays(ctx context.Context, r rollup, keys []string, days map[st
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(keys); i = int(next.Add(1) - 1) {
 				t := days[keys[i]]
-				errs[i] = db.rollDay(ctx, r, keys[i], t.Unix(), t.AddDate(0, 0, 1).Unix())
+				errs[i] = db.rollDay(ctx, r, keys[i], t.Unix(), t.AddDate(0, 0, 1).Unix(), read)
 			}
 		})
 	}
@@ -284,13 +291,13 @@ func (db *DB) rollDays(ctx context.Context, r rollup, keys []string, days map[st
 // split into as many runs as there are cores and readers, each run
 // summed by one pass over the raw rows on a reader, and each day written
 // as soon as its rows are in, so a run holds one day's sums at a time.
-func (db *DB) scanDays(ctx context.Context, r rollup, keys []string, days map[string]time.Time, offset int64) error {
+func (db *DB) scanDays(ctx context.Context, r rollup, keys []string, days map[string]time.Time, offset int64, read map[int64]int64) error {
 	parts := min(runtime.GOMAXPROCS(0), readers, len(keys))
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for i := range parts {
 		run := keys[i*len(keys)/parts : (i+1)*len(keys)/parts]
-		wg.Go(func() { errs[i] = db.scanRun(ctx, r, run, days, offset) })
+		wg.Go(func() { errs[i] = db.scanRun(ctx, r, run, days, offset, read) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -299,7 +306,7 @@ func (db *DB) scanDays(ctx context.Context, r rollup, keys []string, days map[st
 // scanRun recomputes the consecutive local days run of r in one pass.
 // Days between them that are not in run are summed but not written: they
 // are up to date, and a load may have added to them since the pass began.
-func (db *DB) scanRun(ctx context.Context, r rollup, run []string, days map[string]time.Time, offset int64) error {
+func (db *DB) scanRun(ctx context.Context, r rollup, run []string, days map[string]time.Time, offset int64, read map[int64]int64) error {
 	from, to := days[run[0]].Unix(), days[run[len(run)-1]].AddDate(0, 0, 1).Unix()
 	left := map[string]bool{}
 	for _, day := range run {
@@ -318,7 +325,8 @@ func (db *DB) scanRun(ctx context.Context, r rollup, run []string, days map[stri
 			return nil
 		}
 		delete(left, day)
-		if err := db.writeDay(ctx, r, day, vals); err != nil {
+		t := days[day]
+		if err := db.writeDay(ctx, r, day, t.Unix(), t.AddDate(0, 0, 1).Unix(), vals, read); err != nil {
 			return fmt.Errorf("%s: %w", day, err)
 		}
 		return nil
@@ -361,12 +369,12 @@ func (db *DB) scanRun(ctx context.Context, r rollup, run []string, days map[stri
 }
 
 // rollDayHook, if set by a test, runs between the read and the write of
-// a day's roll-up.
-var rollDayHook func()
+// a day's roll-up, with the day.
+var rollDayHook func(day string)
 
 // rollDay replaces the rows of one day of a daily roll-up with the sums of
 // the raw rows of [from, to), read on a reader.
-func (db *DB) rollDay(ctx context.Context, r rollup, day string, from, to int64) error {
+func (db *DB) rollDay(ctx context.Context, r rollup, day string, from, to int64, read map[int64]int64) error {
 	rows, err := db.read.QueryContext(ctx, r.query, from, to)
 	if err != nil {
 		return err
@@ -389,19 +397,36 @@ func (db *DB) rollDay(ctx context.Context, r rollup, day string, from, to int64)
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	return db.writeDay(ctx, r, day, vals)
+	return db.writeDay(ctx, r, day, from, to, vals, read)
 }
 
-// writeDay replaces the rows of one day of a daily roll-up with vals, rows
-// of the day then keys then values, in a write transaction.
-func (db *DB) writeDay(ctx context.Context, r rollup, day string, vals [][]any) error {
+// writeDay replaces the rows of one day of a daily roll-up, the unix
+// times [from, to), with vals, rows of the day then keys then values, in a
+// write transaction. It writes nothing if a mark the refresh read for a
+// UTC day of the day (read, by UTC day) is gone or changed: the day was
+// written since from newer rows (ApplyTally), or will be recomputed.
+func (db *DB) writeDay(ctx context.Context, r rollup, day string, from, to int64, vals [][]any, read map[int64]int64) error {
 	if rollDayHook != nil {
-		rollDayHook()
+		rollDayHook(day)
 	}
 	n := len(r.keys) + len(r.values)
 	cols := append(append([]string{"day"}, r.keys...), r.values...)
 	insert := `INSERT INTO ` + r.daily + ` (` + strings.Join(cols, ", ") + `) VALUES (?` + strings.Repeat(", ?", n) + `)`
 	return db.tx(ctx, func(tx *sql.Tx) error {
+		for u := utcDay(from); u <= utcDay(to-1); u++ {
+			mark, ok := read[u]
+			if !ok {
+				continue
+			}
+			var now int64
+			err := tx.QueryRowContext(ctx, `SELECT mark FROM rollup_dirty WHERE kind = ? AND day = ?`, r.kind, u).Scan(&now)
+			if errors.Is(err, sql.ErrNoRows) || err == nil && now != mark {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.daily+` WHERE day = ?`, day); err != nil {
 			return err
 		}
