@@ -201,6 +201,12 @@ func (t *SalesTally) giveUp() {
 // ApplyTally writes the sums of the days the tally vouches for, and their
 // months, and clears the marks of the UTC days those days cover; it
 // returns how many days it wrote. Call it after the file's last batch.
+//
+// Each day is written in a transaction of its own, so that survey answers
+// wait for one day at most, and marks its UTC days anew: a refresh that
+// read the old marks then leaves the day alone (see writeDay), and a
+// crash before the end leaves the days marked for the refresh. The last
+// transaction sums the months again and clears the marks it set.
 func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 	if t == nil || t.off || len(t.seen) == 0 {
 		return 0, nil
@@ -223,7 +229,7 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 	}
 	date := func(day int64) string { return time.Unix(day*86400, 0).UTC().Format(time.DateOnly) }
 	errZone := errors.New("the roll-ups' zone changed")
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	sameZone := func(tx *sql.Tx) error {
 		var name string
 		if err := tx.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
 			return err
@@ -231,9 +237,16 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 		if name != t.zoneName {
 			return errZone
 		}
-		months := map[string]time.Time{}
-		for _, day := range slices.Sorted(maps.Keys(written)) {
-			d := date(day)
+		return nil
+	}
+	ours := map[int64]int64{} // UTC day -> the mark set on it
+	months := map[string]time.Time{}
+	for _, day := range slices.Sorted(maps.Keys(written)) {
+		d := date(day)
+		err := db.tx(ctx, func(tx *sql.Tx) error {
+			if err := sameZone(tx); err != nil {
+				return err
+			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM sales_daily WHERE day = ?`, d); err != nil {
 				return err
 			}
@@ -244,8 +257,31 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 					return err
 				}
 			}
-			m := time.Unix(day*86400, 0).UTC()
-			months[d[:len("2006-01")]] = time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC)
+			from := day*86400 - t.offset
+			for u := utcDay(from); u <= utcDay(from+86399); u++ {
+				if !t.utc[u] || t.dirtyBefore[u] {
+					continue
+				}
+				mark := marks.Add(1)
+				if _, err := tx.ExecContext(ctx, markDirtySQL, rollupSales, u, mark); err != nil {
+					return err
+				}
+				ours[u] = mark
+			}
+			return nil
+		})
+		if errors.Is(err, errZone) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("apply sales tally of %s: %w", d, err)
+		}
+		m := time.Unix(day*86400, 0).UTC()
+		months[d[:len("2006-01")]] = time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := sameZone(tx); err != nil {
+			return err
 		}
 		sales := rollups[0]
 		for _, key := range sortedKeys(months) {
@@ -259,19 +295,17 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 			}
 		}
 		// A UTC day's mark goes when each local day it touches is written
-		// or got no line of this load; a mark from before the load stays.
-		for u := range t.utc {
-			if t.dirtyBefore[u] {
-				continue
-			}
-			ok := true
+		// or got no line of this load, and it is still the one set above.
+		for u, mark := range ours {
+			done := true
 			for _, l := range []int64{utcDay(u*86400 + t.offset), utcDay(u*86400 + 86399 + t.offset)} {
-				ok = ok && (written[l] || !t.seen[l])
+				done = done && (written[l] || !t.seen[l])
 			}
-			if !ok {
+			if !done {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE kind = ? AND day = ?`, rollupSales, u); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE kind = ? AND day = ? AND mark = ?`,
+				rollupSales, u, mark); err != nil {
 				return err
 			}
 		}
