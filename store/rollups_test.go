@@ -205,22 +205,7 @@ func TestRollups_BatchSumsMatchRawRows(t *testing.T) {
 			}
 			sameAsRaw := func(step string) {
 				t.Helper()
-				for _, sc := range []store.Scope{nil, {"1"}, {"2"}} {
-					for _, month := range []time.Month{10, 11} {
-						m := time.Date(2026, month, 1, 0, 0, 0, 0, moscow)
-						sales, err := db.MonthlySales(ctx, m, m, sc)
-						if err != nil {
-							t.Fatal(err)
-						}
-						raw, err := db.SalesByCategory(ctx, store.Period{From: m, To: m.AddDate(0, 1, 0)}, sc)
-						if err != nil {
-							t.Fatal(err)
-						}
-						if got := sales[m.Format("2006-01")]; !slices.Equal(got, raw) {
-							t.Fatalf("%s, stores %v, %s: roll-up %+v, the lines give %+v", step, sc, m.Format("2006-01"), got, raw)
-						}
-					}
-				}
+				salesMatchLines(t, db, moscow, step)
 			}
 			refresh()
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -364,6 +349,30 @@ func TestRollups_BatchAcrossSummerTime(t *testing.T) {
 		}
 		if !slices.Equal(got, raw) || len(raw) != 1 || raw[0].Lines != 56 {
 			t.Errorf("%s: roll-up %+v, the lines give %+v (want 56 lines)", m.Format("2006-01"), got, raw)
+		}
+	}
+}
+
+// salesMatchLines checks that the sales roll-ups of October and November
+// 2026, for the chain and for stores 1 and 2 apart, are what the lines
+// give.
+func salesMatchLines(t *testing.T, db *store.DB, zone *time.Location, step string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, sc := range []store.Scope{nil, {"1"}, {"2"}} {
+		for _, month := range []time.Month{10, 11} {
+			m := time.Date(2026, month, 1, 0, 0, 0, 0, zone)
+			sales, err := db.MonthlySales(ctx, m, m, sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := db.SalesByCategory(ctx, store.Period{From: m, To: m.AddDate(0, 1, 0)}, sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sales[m.Format("2006-01")]; !slices.Equal(got, raw) {
+				t.Fatalf("%s, stores %v, %s: roll-up %+v, the lines give %+v", step, sc, m.Format("2006-01"), got, raw)
+			}
 		}
 	}
 }

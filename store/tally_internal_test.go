@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -63,16 +62,5 @@ func TestApplyTally_DuringRefreshOfTheDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	rollDayHook = nil
-	oct := time.Date(2026, 10, 1, 0, 0, 0, 0, moscow)
-	sales, err := db.MonthlySales(ctx, oct, oct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := db.SalesByCategory(ctx, Period{From: oct, To: oct.AddDate(0, 1, 0)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := sales["2026-10"]; !slices.Equal(got, raw) || len(raw) != 1 || raw[0].Lines != 15 {
-		t.Errorf("October: roll-up %+v, the lines give %+v (want 15 lines)", got, raw)
-	}
+	octoberHolds(t, db, moscow, 15)
 }

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -25,22 +24,7 @@ func TestSalesTally(t *testing.T) {
 	}
 	sameAsRaw := func(step string) {
 		t.Helper()
-		for _, sc := range []store.Scope{nil, {"1"}, {"2"}} {
-			for _, month := range []time.Month{10, 11} {
-				m := time.Date(2026, month, 1, 0, 0, 0, 0, moscow)
-				sales, err := db.MonthlySales(ctx, m, m, sc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				raw, err := db.SalesByCategory(ctx, store.Period{From: m, To: m.AddDate(0, 1, 0)}, sc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := sales[m.Format("2006-01")]; !slices.Equal(got, raw) {
-					t.Fatalf("%s, stores %v, %s: roll-up %+v, the lines give %+v", step, sc, m.Format("2006-01"), got, raw)
-				}
-			}
-		}
+		salesMatchLines(t, db, moscow, step)
 	}
 	// load loads lines as one file from its first line, in batches of 50
 	// lines, and returns the days the tally wrote and those the refresh
