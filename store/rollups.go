@@ -198,10 +198,17 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 			}
 		}
 		keys := sortedKeys(days)
-		read := map[int64]int64{}
-		for _, d := range marked {
-			if d.kind == r.kind {
-				read[d.day] = d.mark
+		// Only the sales roll-up's days can be written by another (a
+		// load's tally, see writeDay). A feedback day is written whatever
+		// answers marked it meanwhile: with answers coming all day, a
+		// check would keep it from ever being written.
+		var read map[int64]int64
+		if r.kind == rollupSales {
+			read = map[int64]int64{}
+			for _, d := range marked {
+				if d.kind == r.kind {
+					read[d.day] = d.mark
+				}
 			}
 		}
 		if offset, ok := db.byScan(ctx, r, days, zone); ok {
