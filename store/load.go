@@ -206,9 +206,7 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	}
 	offered := len(q)
 	if b.mostlyLoaded {
-		if b.tally != nil {
-			b.tally.spoil(q) // whatever is left out was loaded
-		}
+		b.tally.spoil(q) // whatever is left out was loaded
 		rest, err := b.notLoaded(ctx, q)
 		if err != nil {
 			return err

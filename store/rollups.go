@@ -349,7 +349,7 @@ func (db *DB) scanRun(ctx context.Context, r rollup, run []string, days map[stri
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		if d := time.Unix(num*86400, 0).UTC().Format(time.DateOnly); d != day {
+		if d := dayDate(num); d != day {
 			if err := write(); err != nil {
 				return err
 			}
@@ -416,9 +416,6 @@ func (db *DB) writeDay(ctx context.Context, r rollup, day string, from, to int64
 	if rollDayHook != nil {
 		rollDayHook(day)
 	}
-	n := len(r.keys) + len(r.values)
-	cols := append(append([]string{"day"}, r.keys...), r.values...)
-	insert := `INSERT INTO ` + r.daily + ` (` + strings.Join(cols, ", ") + `) VALUES (?` + strings.Repeat(", ?", n) + `)`
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		for u := utcDay(from); u <= utcDay(to-1); u++ {
 			mark, ok := read[u]
@@ -434,35 +431,46 @@ func (db *DB) writeDay(ctx context.Context, r rollup, day string, from, to int64
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.daily+` WHERE day = ?`, day); err != nil {
-			return err
-		}
-		st, err := tx.PrepareContext(ctx, insert)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		for _, v := range vals {
-			if _, err := st.ExecContext(ctx, v...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return replaceDay(ctx, tx, r, day, vals)
 	})
+}
+
+// replaceDay replaces the rows of one day of a daily roll-up with vals,
+// rows of the day then keys then values, in tx.
+func replaceDay(ctx context.Context, tx *sql.Tx, r rollup, day string, vals [][]any) error {
+	n := len(r.keys) + len(r.values)
+	cols := append(append([]string{"day"}, r.keys...), r.values...)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.daily+` WHERE day = ?`, day); err != nil {
+		return err
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO `+r.daily+` (`+strings.Join(cols, ", ")+`) VALUES (?`+strings.Repeat(", ?", n)+`)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, v := range vals {
+		if _, err := st.ExecContext(ctx, v...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rollMonth replaces the rows of a month of a monthly roll-up with the
 // sums of its days [from, to), in one write transaction.
 func (db *DB) rollMonth(ctx context.Context, r rollup, month, from, to string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error { return replaceMonth(ctx, tx, r, month, from, to) })
+}
+
+// replaceMonth is rollMonth in tx.
+func replaceMonth(ctx context.Context, tx *sql.Tx, r rollup, month, from, to string) error {
 	cols := strings.Join(append(append([]string{"month"}, r.keys...), r.values...), ", ")
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.monthly+` WHERE month = ?`, month); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO `+r.monthly+` (`+cols+`) SELECT ?, * FROM (`+r.monthQuery()+`)`,
-			month, from, to)
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+r.monthly+` WHERE month = ?`, month); err != nil {
 		return err
-	})
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO `+r.monthly+` (`+cols+`) SELECT ?, * FROM (`+r.monthQuery()+`)`,
+		month, from, to)
+	return err
 }
 
 // checkRollupZone rebuilds every roll-up when they were never built or

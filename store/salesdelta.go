@@ -103,7 +103,7 @@ func (b *Batch) rollSales(ctx context.Context) error {
 	if held < int64(max(d.lines, len(d.groups)*linesPerGroup))*linesHeld {
 		return b.markSales(ctx, d.days)
 	}
-	dirty, err := b.dirtySales(ctx)
+	dirty, err := markedDays(ctx, b.tx, rollupSales)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (b *Batch) rollSales(ctx context.Context) error {
 		if err := rows.Scan(&day, &k.store, &k.category, &s.revenue, &s.returns, &s.receipts, &s.lines); err != nil {
 			return fmt.Errorf("sales roll-up: %w", err)
 		}
-		k.period = time.Unix(day*86400, 0).UTC().Format(time.DateOnly)
+		k.period = dayDate(day)
 		daily[k] = &s
 		m := salesKey{k.period[:len("2006-01")], k.store, k.category}
 		ms := monthly[m]
@@ -228,9 +228,16 @@ func (b *Batch) markSales(ctx context.Context, days map[int64]bool) error {
 	return nil
 }
 
-// dirtySales returns the UTC days marked for the sales roll-up's refresh.
-func (b *Batch) dirtySales(ctx context.Context) (map[int64]bool, error) {
-	rows, err := b.tx.QueryContext(ctx, `SELECT day FROM rollup_dirty WHERE kind = ?`, rollupSales)
+// querier is a transaction or the readers.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// markedDays returns the UTC days marked for the refresh of a kind of
+// roll-up.
+func markedDays(ctx context.Context, q querier, kind string) (map[int64]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT day FROM rollup_dirty WHERE kind = ?`, kind)
 	if err != nil {
 		return nil, fmt.Errorf("sales roll-up: %w", err)
 	}
@@ -270,9 +277,9 @@ func Zone(name string) *time.Location {
 // rollupZone returns the zone the roll-ups are built in, nil if they are
 // not built (or are being rebuilt), or if the zone has no name to load it
 // by: the batch then marks its days for the refresh.
-func rollupZone(ctx context.Context, tx *sql.Tx) (*time.Location, error) {
+func rollupZone(ctx context.Context, q querier) (*time.Location, error) {
 	var name string
-	if err := tx.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
 		return nil, fmt.Errorf("roll-up zone: %w", err)
 	}
 	return Zone(name), nil

@@ -29,13 +29,11 @@ import (
 // A tally is for one file loaded from its first line: a resumed load
 // has lines of an earlier process, which no tally saw.
 type SalesTally struct {
-	zone     *time.Location
-	zoneName string
-	offset   int64
-	off      bool // the tally gave up; the refresh does all
+	zone   *time.Location
+	offset int64
+	off    bool // the tally gave up; the refresh does all
 
 	dirtyBefore map[int64]bool // UTC days marked before the load
-	utc         map[int64]bool // UTC days of the lines seen
 	seen        map[int64]bool // local days seen, checked when first seen
 	spoiled     map[int64]bool // local days left to the refresh
 	sums        map[tallyKey]*salesSums
@@ -66,30 +64,16 @@ const maxTallyGroups = 200000
 // It returns nil, which tallies nothing, when the roll-ups have no zone
 // to tally in (never built, being rebuilt, or a zone without a name).
 func (db *DB) BeginTally(ctx context.Context) (*SalesTally, error) {
-	var name string
-	if err := db.read.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
-		return nil, fmt.Errorf("begin tally: %w", err)
+	zone, err := rollupZone(ctx, db.read)
+	if err != nil || zone == nil {
+		return nil, err
 	}
-	zone := Zone(name)
-	if zone == nil {
-		return nil, nil
-	}
-	t := &SalesTally{zone: zone, zoneName: name, offset: -1 << 62,
-		dirtyBefore: map[int64]bool{}, utc: map[int64]bool{}, seen: map[int64]bool{}, spoiled: map[int64]bool{},
-		sums: map[tallyKey]*salesSums{}, curPairs: map[tallyPair]bool{}, last: map[string]string{}}
-	rows, err := db.read.QueryContext(ctx, `SELECT day FROM rollup_dirty WHERE kind = ?`, rollupSales)
+	dirty, err := markedDays(ctx, db.read, rollupSales)
 	if err != nil {
 		return nil, fmt.Errorf("begin tally: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var day int64
-		if err := rows.Scan(&day); err != nil {
-			return nil, fmt.Errorf("begin tally: %w", err)
-		}
-		t.dirtyBefore[day] = true
-	}
-	return t, rows.Err()
+	return &SalesTally{zone: zone, offset: -1 << 62, dirtyBefore: dirty, seen: map[int64]bool{}, spoiled: map[int64]bool{},
+		sums: map[tallyKey]*salesSums{}, curPairs: map[tallyPair]bool{}, last: map[string]string{}}, nil
 }
 
 // SetTally makes the batch tally the purchase lines it inserts.
@@ -111,9 +95,7 @@ func (t *SalesTally) spoil(lines []PurchaseLine) {
 		return
 	}
 	for _, p := range lines {
-		at := p.At.UTC().Unix()
-		t.utc[utcDay(at)] = true
-		day := t.localDay(at)
+		day := t.localDay(p.At.UTC().Unix())
 		t.seen[day] = true
 		t.spoiled[day] = true
 	}
@@ -126,9 +108,7 @@ func (t *SalesTally) add(ctx context.Context, tx *sql.Tx, lines []PurchaseLine) 
 		return nil
 	}
 	for _, p := range lines {
-		at := p.At.UTC().Unix()
-		t.utc[utcDay(at)] = true
-		day := t.localDay(at)
+		day := t.localDay(p.At.UTC().Unix())
 		if !t.seen[day] {
 			t.seen[day] = true
 			fresh, err := t.fresh(ctx, tx, day)
@@ -177,16 +157,22 @@ func (t *SalesTally) add(ctx context.Context, tx *sql.Tx, lines []PurchaseLine) 
 	return nil
 }
 
+// utcDays returns the UTC days the local day covers.
+func (t *SalesTally) utcDays(day int64) []int64 {
+	from := day*86400 - t.offset
+	return []int64{utcDay(from), utcDay(from + 86399)}
+}
+
 // fresh reports whether the local day held no lines before the load: no
 // roll-up rows, and none of its UTC days marked before.
 func (t *SalesTally) fresh(ctx context.Context, tx *sql.Tx, day int64) (bool, error) {
-	from := day*86400 - t.offset
-	if t.dirtyBefore[utcDay(from)] || t.dirtyBefore[utcDay(from+86399)] {
-		return false, nil
+	for _, u := range t.utcDays(day) {
+		if t.dirtyBefore[u] {
+			return false, nil
+		}
 	}
 	var held bool
-	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sales_daily WHERE day = ?)`,
-		time.Unix(day*86400, 0).UTC().Format(time.DateOnly)).Scan(&held)
+	err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sales_daily WHERE day = ?)`, dayDate(day)).Scan(&held)
 	if err != nil {
 		return false, fmt.Errorf("sales tally: %w", err)
 	}
@@ -211,55 +197,47 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 	if t == nil || t.off || len(t.seen) == 0 {
 		return 0, nil
 	}
-	if offset, fixed := fixedOffset(t.zone, t.utc); !fixed || offset != t.offset {
-		return 0, nil
-	}
+	utc := map[int64]bool{}
 	written := map[int64]bool{}
 	for day := range t.seen {
+		for _, u := range t.utcDays(day) {
+			utc[u] = true
+		}
 		if !t.spoiled[day] {
 			written[day] = true
 		}
 	}
-	if len(written) == 0 {
+	if offset, fixed := fixedOffset(t.zone, utc); !fixed || offset != t.offset || len(written) == 0 {
 		return 0, nil
 	}
-	byDay := map[int64][]tallyKey{}
-	for g := range t.sums {
-		byDay[g.day] = append(byDay[g.day], g)
+	byDay := map[int64][][]any{}
+	for g, s := range t.sums {
+		byDay[g.day] = append(byDay[g.day], []any{dayDate(g.day), g.store, g.category, s.revenue, s.returns, s.receipts, s.lines})
 	}
-	date := func(day int64) string { return time.Unix(day*86400, 0).UTC().Format(time.DateOnly) }
 	errZone := errors.New("the roll-ups' zone changed")
 	sameZone := func(tx *sql.Tx) error {
-		var name string
-		if err := tx.QueryRowContext(ctx, `SELECT zone FROM rollup_state`).Scan(&name); err != nil {
+		zone, err := rollupZone(ctx, tx)
+		if err != nil {
 			return err
 		}
-		if name != t.zoneName {
+		if zone == nil || zone.String() != t.zone.String() {
 			return errZone
 		}
 		return nil
 	}
+	sales := rollups[0]
 	ours := map[int64]int64{} // UTC day -> the mark set on it
 	months := map[string]time.Time{}
 	for _, day := range slices.Sorted(maps.Keys(written)) {
-		d := date(day)
 		err := db.tx(ctx, func(tx *sql.Tx) error {
 			if err := sameZone(tx); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM sales_daily WHERE day = ?`, d); err != nil {
+			if err := replaceDay(ctx, tx, sales, dayDate(day), byDay[day]); err != nil {
 				return err
 			}
-			for _, g := range byDay[day] {
-				s := t.sums[g]
-				if _, err := tx.ExecContext(ctx, `INSERT INTO sales_daily (day, store_code, category, revenue_kop, returns_kop, receipts, lines)
-					VALUES (?, ?, ?, ?, ?, ?, ?)`, d, g.store, g.category, s.revenue, s.returns, s.receipts, s.lines); err != nil {
-					return err
-				}
-			}
-			from := day*86400 - t.offset
-			for u := utcDay(from); u <= utcDay(from+86399); u++ {
-				if !t.utc[u] || t.dirtyBefore[u] {
+			for _, u := range t.utcDays(day) {
+				if t.dirtyBefore[u] {
 					continue
 				}
 				mark := marks.Add(1)
@@ -274,23 +252,18 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 			return 0, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("apply sales tally of %s: %w", d, err)
+			return 0, fmt.Errorf("apply sales tally of %s: %w", dayDate(day), err)
 		}
 		m := time.Unix(day*86400, 0).UTC()
-		months[d[:len("2006-01")]] = time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC)
+		months[m.Format("2006-01")] = time.Date(m.Year(), m.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		if err := sameZone(tx); err != nil {
 			return err
 		}
-		sales := rollups[0]
 		for _, key := range sortedKeys(months) {
 			m := months[key]
-			if _, err := tx.ExecContext(ctx, `DELETE FROM sales_monthly WHERE month = ?`, key); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO sales_monthly (month, store_code, category, revenue_kop, returns_kop, receipts, lines)
-				SELECT ?, * FROM (`+sales.monthQuery()+`)`, key, m.Format(time.DateOnly), m.AddDate(0, 1, 0).Format(time.DateOnly)); err != nil {
+			if err := replaceMonth(ctx, tx, sales, key, m.Format(time.DateOnly), m.AddDate(0, 1, 0).Format(time.DateOnly)); err != nil {
 				return err
 			}
 		}
@@ -319,3 +292,6 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 	}
 	return len(written), nil
 }
+
+// dayDate is the date of a day numbered from the epoch, "2006-01-02".
+func dayDate(day int64) string { return time.Unix(day*86400, 0).UTC().Format(time.DateOnly) }
