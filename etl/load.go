@@ -287,23 +287,20 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 			if err = readCSV(r, f, b.row, b.bad); err == nil {
 				err = b.end()
 			}
-			if err == nil && len(chunk) > 0 {
-				err = flush()
-			}
-			return
+		} else {
+			err = readCSV(r, f, func(row *csvRow) error {
+				if row.line <= skip {
+					return nil
+				}
+				write, bad := parse(row)
+				if bad != nil {
+					write = nil
+				}
+				return add(parsedRow{line: row.line, write: write, bad: bad})
+			}, func(e *RowError) error {
+				return add(parsedRow{line: e.Line, bad: e})
+			})
 		}
-		err = readCSV(r, f, func(row *csvRow) error {
-			if row.line <= skip {
-				return nil
-			}
-			write, bad := parse(row)
-			if bad != nil {
-				write = nil
-			}
-			return add(parsedRow{line: row.line, write: write, bad: bad})
-		}, func(e *RowError) error {
-			return add(parsedRow{line: e.Line, bad: e})
-		})
 		if err == nil && len(chunk) > 0 {
 			err = flush()
 		}
