@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"hash/crc32"
+	"maps"
 	"slices"
 	"strconv"
 )
@@ -159,13 +160,8 @@ func (r blockRow) line() int {
 // a fixed order: the same text means the same values only in the same
 // layout.
 func layoutOf(index map[string]int) []byte {
-	keys := make([]string, 0, len(index))
-	for k := range index {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	out := []byte(blockVersion)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(index)) {
 		out = append(out, 0)
 		out = append(out, k...)
 		out = append(out, '=')
