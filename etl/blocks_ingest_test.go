@@ -101,6 +101,7 @@ func TestIngester_ReexportPassesOverLoadedBlocks(t *testing.T) {
 // dumpTables hashes what a load writes, table by table.
 func dumpTables(t *testing.T, db *sql.DB) map[string]string {
 	t.Helper()
+	storetest.CheckRanges(t, db)
 	return storetest.Dump(t, db, map[string]string{
 		"purchase_lines": `SELECT store_code, receipt, line, at, customer_code, product_code, product, category,
 			qty_milli, price_kop, sum_kop, seller FROM purchase_lines ORDER BY 1, 2, 3`,

@@ -38,9 +38,9 @@ var candidatesQuery = `
 	SELECT g.store_code, g.receipt, g.at, g.customer_code, g.email, coalesce(s.timezone, '')
 	FROM (
 		SELECT p.store_code, p.receipt, min(p.at) AS at, p.customer_code, c.email
-		FROM purchase_lines p
-		JOIN customers c ON c.code = p.customer_code
-		WHERE ` + linesAt("p.at") + ` AND p.customer_code <> ''
+		FROM ` + linesIn("p") + `
+		CROSS JOIN customers c ON c.code = p.customer_code
+		WHERE ` + linesAt("p") + ` AND p.customer_code <> ''
 		  AND c.email IS NOT NULL AND c.consent = 1 AND c.forgotten = 0
 		GROUP BY p.store_code, p.receipt
 		HAVING min(p.qty_milli) > 0
@@ -227,7 +227,7 @@ func (db *DB) eachStoreCount(ctx context.Context, query string, arg int64, fn fu
 var reasonsQuery = `
 	WITH r AS (
 		SELECT store_code, receipt, min(at) AS at, customer_code AS cc, min(qty_milli) AS minq
-		FROM purchase_lines WHERE ` + linesAt("at") + ` GROUP BY store_code, receipt)
+		FROM ` + linesIn("p") + ` WHERE ` + linesAt("p") + ` GROUP BY store_code, receipt)
 	SELECT CASE
 		WHEN r.cc = '' THEN 'anonymous'
 		WHEN r.minq < 0 THEN 'return'

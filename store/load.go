@@ -57,6 +57,8 @@ type Batch struct {
 	mostlyLoaded bool
 	// tally, if set, sums the lines inserted (see SalesTally).
 	tally *SalesTally
+	// ids is the range of purchase line ids being appended.
+	ids idRange
 }
 
 // BeginBatch starts a batch for the file with the given ledger id.
@@ -154,8 +156,14 @@ func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, erro
 	if err := b.salesBefore(ctx); err != nil {
 		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
 	}
+	if err := b.beforeLines(ctx); err != nil {
+		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
+	}
 	ok, err := b.exec(ctx, insertLine, p.StoreCode, p.Receipt, p.Line, at, p.CustomerCode,
 		p.ProductCode, p.Product, p.Category, p.QtyMilli, p.PriceKop, p.SumKop, p.Seller, b.fileID)
+	if err == nil {
+		err = b.afterLines(ctx, []PurchaseLine{p})
+	}
 	if err != nil {
 		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
 	}
@@ -236,12 +244,18 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	if err != nil {
 		return err
 	}
+	if err := b.beforeLines(ctx); err != nil {
+		return err
+	}
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
 	if err != nil {
 		return err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
+		return err
+	}
+	if err := b.afterLines(ctx, q); err != nil {
 		return err
 	}
 	if int(n) == len(q) {
@@ -350,6 +364,9 @@ func (b *Batch) AddReject(ctx context.Context, line int, field, reason string) e
 // with its lines, or the days it changed marked for a refresh.
 func (b *Batch) Commit() error {
 	if err := b.flush(context.Background()); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	if err := b.closeRange(context.Background()); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	for _, st := range b.stmts {

@@ -182,7 +182,7 @@ func (db *DB) Summarize(ctx context.Context, p Period) (DaySummary, error) {
 var retainCardsQuery = `UPDATE customers SET name = NULL, email = NULL, phone = NULL, birth_date = NULL,
 	consent = 0, forgotten = 1
 	WHERE forgotten = 0 AND updated_at < ?1
-	  AND code NOT IN (SELECT customer_code FROM purchase_lines WHERE ` + linesSince("at") + `)`
+	  AND code NOT IN (SELECT customer_code FROM ` + linesIn("p") + ` WHERE ` + linesSince("p") + `)`
 
 // Retain anonymizes personal data older than the cutoffs: cards neither
 // updated by 1C nor used in a purchase since customersBefore keep only

@@ -217,7 +217,7 @@ var salesByCategoryQuery = `SELECT category,
 	coalesce(sum(CASE WHEN qty_milli > 0 THEN sum_kop END), 0),
 	coalesce(-sum(CASE WHEN qty_milli < 0 THEN sum_kop END), 0),
 	count(DISTINCT store_code || char(31) || receipt), count(*)
-	FROM purchase_lines WHERE ` + linesAt("at") + ` AND ` + inScope + ` GROUP BY category ORDER BY category`
+	FROM ` + linesIn("p") + ` WHERE ` + linesAt("p") + ` AND ` + inScope + ` GROUP BY category ORDER BY category`
 
 // SalesByCategory sums purchase lines of any period by product category,
 // from the lines themselves; the report reads the roll-ups

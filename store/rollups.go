@@ -30,9 +30,9 @@ type rollup struct {
 	daily, monthly  string
 	keys, values    []string
 	source, sourceT string // the raw rows and their time column, for the full rebuild
-	// hourly says sourceT is indexed by the hour (sourceT / 3600), which
-	// lists the rows' days without reading the rows.
-	hourly bool
+	// span, if set, selects the first and last times of the raw rows
+	// without reading them; byScan needs it.
+	span string
 	// query sums raw rows of [?, ?) (unix seconds) by keys, selecting
 	// keys then values.
 	query string
@@ -51,16 +51,17 @@ var rollups = []rollup{{
 	kind: "sales", daily: "sales_daily", monthly: "sales_monthly",
 	keys:   []string{"store_code", "category"},
 	values: []string{"revenue_kop", "returns_kop", "receipts", "lines"},
-	source: "purchase_lines", sourceT: "at", hourly: true,
+	source: "purchase_lines", sourceT: "at",
+	span: `SELECT min(first_at), max(last_at) FROM purchase_ranges`,
 	// A receipt belongs to one day, so its count per day adds up to the
 	// month's.
 	query: `SELECT store_code, category, ` + salesValues + `
-		FROM purchase_lines WHERE ` + linesAt("at") + ` GROUP BY store_code, category`,
-	// A full scan reads each page once, where the hour index would read
-	// a page for every line of a day whose lines came in a large export
-	// of many days, once for each of those days.
-	scan: `SELECT ` + utcDaySQL("(at + ?3)") + `, store_code, category, ` + salesValues + `
-		FROM purchase_lines NOT INDEXED WHERE at >= ?1 AND at < ?2 GROUP BY 1, 2, 3 ORDER BY 1`,
+		FROM ` + linesIn("p") + ` WHERE ` + linesAt("p") + ` GROUP BY store_code, category`,
+	// One pass reads each range of lines once, where a query a day would
+	// read every range that holds a line of the day (a large export of
+	// many days, its receipts in no order of time) once for each day.
+	scan: `SELECT ` + utcDaySQL("(p.at + ?3)") + `, store_code, category, ` + salesValues + `
+		FROM ` + linesIn("p") + ` WHERE ` + linesAt("p") + ` GROUP BY 1, 2, 3 ORDER BY 1`,
 }, {
 	kind: "feedback", daily: "feedback_daily", monthly: "feedback_monthly",
 	keys:   []string{"store_code", "category", "tone"},
@@ -92,19 +93,9 @@ func markDirty(ctx context.Context, tx *sql.Tx, kind string, t int64) error {
 	return err
 }
 
-// daysQuery lists the UTC days of the raw rows, or their hours if hourly.
+// daysQuery lists the UTC days of the raw rows, in one pass over them.
 func (r rollup) daysQuery() string {
-	if r.hourly {
-		return `SELECT DISTINCT ` + r.sourceT + ` / 3600 FROM ` + r.source
-	}
 	return `SELECT DISTINCT ` + utcDaySQL(r.sourceT) + ` FROM ` + r.source
-}
-
-// spanQuery selects the first and last hours of the raw rows of an
-// hourly roll-up, each read from the hour index: min and max in one
-// select would scan the table.
-func (r rollup) spanQuery() string {
-	return `SELECT (SELECT min(` + r.sourceT + ` / 3600) FROM ` + r.source + `), (SELECT max(` + r.sourceT + ` / 3600) FROM ` + r.source + `)`
 }
 
 // monthQuery sums the daily roll-up's rows of [?, ?) (local dates) by
@@ -119,18 +110,26 @@ func (r rollup) monthQuery() string {
 		` WHERE day >= ? AND day < ? GROUP BY ` + keys
 }
 
-// linesAt is the condition that col, the time of a purchase line, is in
-// [?1, ?2) (unix seconds), the query's first two parameters: SQLite finds
-// the lines through the hours of purchase_lines_hour, then keeps those at
-// the exact times. Plain parameters after it are ?3 and on.
-func linesAt(col string) string {
-	return col + ` / 3600 BETWEEN ?1 / 3600 AND (?2 - 1) / 3600 AND ` + col + ` >= ?1 AND ` + col + ` < ?2`
+// linesIn is the FROM clause of a query of purchase lines by time, the
+// lines named as: the ranges of ids first (see migration 0017), then the
+// lines of each range, found by id. The ranges are few (one for a few
+// thousand lines) and do not overlap, so each line comes once.
+func linesIn(as string) string {
+	return `purchase_ranges AS pr CROSS JOIN purchase_lines AS ` + as + ` ON ` + as + `.id BETWEEN pr.first_id AND pr.last_id`
 }
 
-// linesSince is the condition that col, the time of a purchase line, is
-// at or after ?1, found through the hours as linesAt does.
-func linesSince(col string) string {
-	return col + ` / 3600 >= ?1 / 3600 AND ` + col + ` >= ?1`
+// linesAt is the condition, with linesIn, that the line as is in [?1, ?2)
+// (unix seconds), the query's first two parameters: only the ranges whose
+// times meet the period are read, then the lines at the exact times are
+// kept. Plain parameters after it are ?3 and on.
+func linesAt(as string) string {
+	return `pr.last_at >= ?1 AND pr.first_at < ?2 AND ` + as + `.at >= ?1 AND ` + as + `.at < ?2`
+}
+
+// linesSince is the condition, with linesIn, that the line as is at or
+// after ?1.
+func linesSince(as string) string {
+	return `pr.last_at >= ?1 AND ` + as + `.at >= ?1`
 }
 
 // utcDaySQL is utcDay of a column of unix times, in SQL.
@@ -252,14 +251,14 @@ const scanShare = 4
 // of the raw rows, and with what offset from UTC: only where the zone's
 // offset is the same on each of those days and around them.
 func (db *DB) byScan(ctx context.Context, r rollup, days map[string]time.Time, zone *time.Location) (int64, bool) {
-	if r.scan == "" || len(days) < 2 {
+	if r.scan == "" || r.span == "" || len(days) < 2 {
 		return 0, false
 	}
 	var first, last sql.NullInt64
-	if err := db.read.QueryRowContext(ctx, r.spanQuery()).Scan(&first, &last); err != nil || !first.Valid {
+	if err := db.read.QueryRowContext(ctx, r.span).Scan(&first, &last); err != nil || !first.Valid {
 		return 0, false
 	}
-	if span := (last.Int64-first.Int64)/24 + 1; int64(len(days))*scanShare < span {
+	if span := (last.Int64-first.Int64)/86400 + 1; int64(len(days))*scanShare < span {
 		return 0, false
 	}
 	utc := map[int64]bool{}
@@ -508,17 +507,7 @@ func (db *DB) checkRollupZone(ctx context.Context, zone *time.Location) error {
 				rows.Close()
 				return err
 			}
-			if !r.hourly {
-				days[r.kind][v] = true
-				continue
-			}
-			// SQLite divides toward zero: hour v holds the times of
-			// [v*3600, v*3600+3599], or down to v*3600-3599 from v = 0 down.
-			first, last := v*3600, v*3600+3599
-			if v <= 0 {
-				first = v*3600 - 3599
-			}
-			days[r.kind][utcDay(first)], days[r.kind][utcDay(last)] = true, true
+			days[r.kind][v] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -62,7 +62,7 @@ func (b *Batch) salesBefore(ctx context.Context) error {
 	if b.sales.before >= 0 {
 		return nil
 	}
-	return b.tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM purchase_lines`).Scan(&b.sales.before)
+	return b.tx.QueryRowContext(ctx, lastLineID).Scan(&b.sales.before)
 }
 
 // salesKey is a row of sales_daily (day "2006-01-02") or sales_monthly

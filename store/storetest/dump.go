@@ -40,3 +40,25 @@ func Dump(tb testing.TB, db *sql.DB, queries map[string]string) map[string]strin
 	}
 	return out
 }
+
+// CheckRanges fails tb unless the ranges of purchase line ids cover every
+// line once, each within the times its range gives, and never overlap:
+// what queries by time rely on.
+func CheckRanges(tb testing.TB, db *sql.DB) {
+	tb.Helper()
+	for _, c := range []struct{ what, query string }{
+		{"lines outside every range, or outside its times", `SELECT count(*) FROM purchase_lines p WHERE NOT EXISTS (
+			SELECT 1 FROM purchase_ranges r WHERE p.id BETWEEN r.first_id AND r.last_id AND p.at BETWEEN r.first_at AND r.last_at)`},
+		{"ranges overlapping another", `SELECT count(*) FROM purchase_ranges a JOIN purchase_ranges b
+			ON b.first_id > a.first_id AND b.first_id <= a.last_id`},
+		{"ranges upside down", `SELECT count(*) FROM purchase_ranges WHERE last_id < first_id OR last_at < first_at`},
+	} {
+		var n int
+		if err := db.QueryRow(c.query).Scan(&n); err != nil {
+			tb.Fatalf("check ranges: %v", err)
+		}
+		if n != 0 {
+			tb.Errorf("purchase line ranges: %d %s", n, c.what)
+		}
+	}
+}
