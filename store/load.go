@@ -168,7 +168,7 @@ func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, erro
 		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
 	}
 	if ok {
-		b.sales.note(at, p.StoreCode, p.Category)
+		b.sales.note(at)
 		b.sales.lines++
 	}
 	b.tally.spoil([]PurchaseLine{p})
@@ -236,9 +236,9 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 		at := p.At.UTC().Unix()
 		args = append(args, p.StoreCode, p.Receipt, p.Line, at, p.CustomerCode,
 			p.ProductCode, p.Product, p.Category, p.QtyMilli, p.PriceKop, p.SumKop, p.Seller, b.fileID)
-		// Days and groups of every queued line, loaded or not: the
-		// roll-ups then mark or weigh a few days too many, never too few.
-		b.sales.note(at, p.StoreCode, p.Category)
+		// The days of every queued line, loaded or not: the roll-ups
+		// then mark a few days too many, never too few.
+		b.sales.note(at)
 	}
 	st, err := b.stmt(ctx, query.String())
 	if err != nil {

@@ -376,3 +376,46 @@ func salesMatchLines(t *testing.T, db *store.DB, zone *time.Location, step strin
 		}
 	}
 }
+
+// A batch among days that hold many lines adds its sums where that costs
+// less than summing the days again: a few lines in a few categories add,
+// as many lines each in a category of its own mark the day.
+func TestRollups_BatchWeighsItsGroups(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	if _, err := db.RefreshRollups(ctx, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	batch := func(receipt string, lines int, category func(i int) string) int {
+		t.Helper()
+		b, err := db.BeginBatch(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range lines {
+			if err := b.QueuePurchaseLine(ctx, store.PurchaseLine{StoreCode: "S1", Receipt: receipt, Line: i + 1, At: at,
+				Category: category(i), QtyMilli: 1000, SumKop: 100}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		days, err := db.RefreshRollups(ctx, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		salesMatchLines(t, db, time.UTC, receipt)
+		return days
+	}
+	if days := batch("R1", 1000, func(int) string { return "Диваны" }); days == 0 {
+		t.Fatal("the first lines of a day were summed in the batch, want marked")
+	}
+	if days := batch("R2", 20, func(i int) string { return fmt.Sprint("К", i%2) }); days != 0 {
+		t.Errorf("20 lines in 2 categories: %d days summed again, want the batch's sums added", days)
+	}
+	if days := batch("R3", 150, func(i int) string { return fmt.Sprint("К", i) }); days == 0 {
+		t.Error("150 lines in 150 categories: sums added, want the day summed again")
+	}
+}
