@@ -36,17 +36,23 @@ type SalesTally struct {
 	dirtyBefore map[int64]bool // UTC days marked before the load
 	seen        map[int64]bool // local days seen, checked when first seen
 	spoiled     map[int64]bool // local days left to the refresh
-	sums        map[tallyKey]*salesSums
+	// sums are by local day and store, then category; groups counts them.
+	sums   map[storeDay]map[string]*salesSums
+	groups int
 
 	cur        receiptKey
 	curSpoiled bool
-	curPairs   map[tallyPair]bool // (local day, category) counted for cur
-	last       map[string]string  // store -> its greatest receipt number
+	curPairs   map[tallyPair]bool    // (local day, category) counted for cur
+	curSums    storeDay              // the last line's day and store,
+	curCats    map[string]*salesSums // and their sums
+	last       map[string]string     // store -> its greatest receipt number
 }
 
-type tallyKey struct {
-	day             int64 // local
-	store, category string
+// storeDay is a local day of a store. A receipt's lines share one, so
+// that a line looks up its sums by category alone.
+type storeDay struct {
+	day   int64 // local
+	store string
 }
 
 type tallyPair struct {
@@ -73,7 +79,7 @@ func (db *DB) BeginTally(ctx context.Context) (*SalesTally, error) {
 		return nil, fmt.Errorf("begin tally: %w", err)
 	}
 	return &SalesTally{zone: zone, offset: -1 << 62, dirtyBefore: dirty, seen: map[int64]bool{}, spoiled: map[int64]bool{},
-		sums: map[tallyKey]*salesSums{}, curPairs: map[tallyPair]bool{}, last: map[string]string{}}, nil
+		sums: map[storeDay]map[string]*salesSums{}, curPairs: map[tallyPair]bool{}, last: map[string]string{}}, nil
 }
 
 // SetTally makes the batch tally the purchase lines it inserts.
@@ -133,15 +139,22 @@ func (t *SalesTally) add(ctx context.Context, tx *sql.Tx, lines []PurchaseLine) 
 		if t.spoiled[day] {
 			continue
 		}
-		g := tallyKey{day, p.StoreCode, p.Category}
-		s := t.sums[g]
+		if sd := (storeDay{day, p.StoreCode}); sd != t.curSums || t.curCats == nil {
+			t.curSums, t.curCats = sd, t.sums[sd]
+			if t.curCats == nil {
+				t.curCats = map[string]*salesSums{}
+				t.sums[sd] = t.curCats
+			}
+		}
+		s := t.curCats[p.Category]
 		if s == nil {
-			if len(t.sums) >= maxTallyGroups {
+			if t.groups >= maxTallyGroups {
 				t.giveUp()
 				return nil
 			}
 			s = &salesSums{}
-			t.sums[g] = s
+			t.curCats[p.Category] = s
+			t.groups++
 		}
 		if p.QtyMilli > 0 {
 			s.revenue += p.SumKop
@@ -181,7 +194,7 @@ func (t *SalesTally) fresh(ctx context.Context, tx *sql.Tx, day int64) (bool, er
 
 func (t *SalesTally) giveUp() {
 	t.off = true
-	t.sums, t.curPairs, t.last = nil, nil, nil
+	t.sums, t.curPairs, t.curCats, t.last = nil, nil, nil, nil
 }
 
 // ApplyTally writes the sums of the days the tally vouches for, and their
@@ -211,8 +224,10 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 		return 0, nil
 	}
 	byDay := map[int64][][]any{}
-	for g, s := range t.sums {
-		byDay[g.day] = append(byDay[g.day], []any{dayDate(g.day), g.store, g.category, s.revenue, s.returns, s.receipts, s.lines})
+	for sd, cats := range t.sums {
+		for category, s := range cats {
+			byDay[sd.day] = append(byDay[sd.day], []any{dayDate(sd.day), sd.store, category, s.revenue, s.returns, s.receipts, s.lines})
+		}
 	}
 	errZone := errors.New("the roll-ups' zone changed")
 	sameZone := func(tx *sql.Tx) error {
