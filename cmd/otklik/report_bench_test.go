@@ -35,6 +35,9 @@ SELECT printf('%04d', (i / 3) % 1000), 'R' || (i / 3), i % 3 + 1, :from + (i / 3
        'Категория ' || ((i * 7) % 40), CASE WHEN i % 50 = 0 THEN -1000 ELSE 1000 END, 10000 + (i % 997) * 100,
        CASE WHEN i % 50 = 0 THEN -(10000 + (i % 997) * 100) ELSE 10000 + (i % 997) * 100 END, '', 1
 FROM n;
+-- The ranges of line ids with their times, as a load's batches record them.
+INSERT INTO purchase_ranges (first_id, last_id, first_at, last_at)
+SELECT min(id), max(id), min(at), max(at) FROM purchase_lines GROUP BY id / 2048;
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
 INSERT INTO invitations (id, token, email, customer_code, store_code, receipt, purchased_at, status,
                          planned_at, due_at, expires_at, attempts, sent_at)
