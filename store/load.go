@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -43,9 +44,11 @@ type PurchaseLine struct {
 // reports whether the row changed the database (false: a duplicate).
 type Batch struct {
 	db     *DB
+	conn   *sql.Conn // the writer's, which tx runs on
 	tx     *sql.Tx
 	fileID int64
 	stmts  map[string]*sql.Stmt
+	raw    map[string]driver.Stmt // see execLines
 	// sales tracks the lines added, for the roll-ups.
 	sales salesDelta
 	// queued are purchase lines waiting to be inserted together, and
@@ -63,11 +66,17 @@ type Batch struct {
 
 // BeginBatch starts a batch for the file with the given ledger id.
 func (db *DB) BeginBatch(ctx context.Context, fileID int64) (*Batch, error) {
-	tx, err := db.write.BeginTx(ctx, nil)
+	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin batch: %w", err)
 	}
-	return &Batch{db: db, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{}, sales: salesDelta{before: -1}}, nil
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("begin batch: %w", err)
+	}
+	return &Batch{db: db, conn: conn, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{},
+		raw: map[string]driver.Stmt{}, sales: salesDelta{before: -1}}, nil
 }
 
 // stmt returns the batch's prepared statement for query.
@@ -227,31 +236,37 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 	}
 	var query strings.Builder
 	query.WriteString(insertLineHead)
-	args := make([]any, 0, len(q)*13)
+	args := make([]driver.NamedValue, 0, len(q)*13)
+	arg := func(v driver.Value) {
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+	}
 	for i, p := range q {
 		if i > 0 {
 			query.WriteString(", ")
 		}
 		query.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		at := p.At.UTC().Unix()
-		args = append(args, p.StoreCode, p.Receipt, p.Line, at, p.CustomerCode,
-			p.ProductCode, p.Product, p.Category, p.QtyMilli, p.PriceKop, p.SumKop, p.Seller, b.fileID)
+		arg(p.StoreCode)
+		arg(p.Receipt)
+		arg(int64(p.Line))
+		arg(at)
+		arg(p.CustomerCode)
+		arg(p.ProductCode)
+		arg(p.Product)
+		arg(p.Category)
+		arg(p.QtyMilli)
+		arg(p.PriceKop)
+		arg(p.SumKop)
+		arg(p.Seller)
+		arg(b.fileID)
 		// The days of every queued line, loaded or not: the roll-ups
 		// then mark a few days too many, never too few.
 		b.sales.note(at)
 	}
-	st, err := b.stmt(ctx, query.String())
-	if err != nil {
-		return err
-	}
 	if err := b.beforeLines(ctx); err != nil {
 		return err
 	}
-	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
+	n, err := b.execLines(context.WithoutCancel(ctx), query.String(), args)
 	if err != nil {
 		return err
 	}
@@ -372,10 +387,13 @@ func (b *Batch) Commit() error {
 	for _, st := range b.stmts {
 		st.Close()
 	}
+	b.closeRaw()
 	if err := b.rollSales(context.Background()); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	if err := b.tx.Commit(); err != nil {
+	err := b.tx.Commit()
+	b.conn.Close()
+	if err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	return nil
@@ -403,7 +421,9 @@ func (b *Batch) Rollback() {
 	for _, st := range b.stmts {
 		st.Close()
 	}
+	b.closeRaw()
 	_ = b.tx.Rollback() // sql.ErrTxDone after Commit is expected
+	b.conn.Close()      // sql.ErrConnDone after Commit
 }
 
 // StoreTimeZones returns every store's configured time zone name by code.
