@@ -12,6 +12,12 @@ big_cmd=(env OTKLIK_BENCH=1 OTKLIK_BENCH_ROWS=10000000 go test -count=1 -timeout
 report_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestReportBenchmark$' -v ./cmd/otklik/)
 ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
 
+# tables prints the markdown tables in a run's output, with a blank line
+# between two tables so that each renders as its own.
+tables() {
+	awk '/^\|/ { if (!in_table && seen++) print ""; print; in_table = 1; next } { in_table = 0 }'
+}
+
 # not_met RC OUT PATTERN lists the lines of OUT that say which targets a
 # run that exited with RC missed.
 not_met() {
@@ -64,7 +70,7 @@ echo "$report_out"
 	echo "output file fsynced. otklik runs in a child process so that its peak RSS is its own. Each"
 	echo "tool starts after sync and a 2 s pause, not during the previous one's writeback."
 	echo
-	echo "$dl_out" | grep '^|'
+	echo "$dl_out" | tables
 	echo
 	not_met $dl_rc "$dl_out" 'below the target|over 64 MiB|--- FAIL|skip'
 	echo "## Sending: otklik against Postfix's smtp-source, and a crash loop"
@@ -82,7 +88,7 @@ echo "$report_out"
 	echo "The crash loop kills \`otklik send\` with SIGKILL at 20 random moments of a 20,000-message send"
 	echo "and restarts it, then counts what a capturing SMTP server received per recipient."
 	echo
-	echo "$send_out" | grep '^|'
+	echo "$send_out" | tables
 	echo
 	not_met $send_rc "$send_out" 'below half|over 100 MiB|twice [0-9]+, missing|--- FAIL|skip'
 	echo "## Ingest: against the sqlite3 shell, and a crash loop"
@@ -117,7 +123,7 @@ echo "$report_out"
 	echo "then compared with the uninterrupted run by row count and a hash of its rows; the ranges of"
 	echo "line ids, which follow each run's batches, must cover each run's own lines."
 	echo
-	echo "$ingest_out" | grep '^|'
+	echo "$ingest_out" | tables
 	echo
 	not_met $ingest_rc "$ingest_out" 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|over 200 ms|acknowledged, |answers failed|--- FAIL|skip'
 	echo "## Ingest at 10,000,000 lines"
@@ -129,7 +135,7 @@ echo "$report_out"
 	echo "The same comparison with an export of 10,000,000 lines: otklik's peak RSS must stay flat (under"
 	echo "150 MiB, no more than at 1,000,000)."
 	echo
-	echo "$big_out" | grep '^|'
+	echo "$big_out" | tables
 	echo
 	not_met $big_rc "$big_out" 'slower than|more than half|over 150 MiB|--- FAIL|skip'
 	echo "## Reports: the monthly workbook against the sqlite3 shell's GROUP BY"
@@ -148,7 +154,7 @@ echo "$report_out"
 	echo "GROUP BY queries that give the same figures (sales by product category, answers by feedback"
 	echo "category, survey figures of the chain and of each store). Peak RSS from wait4."
 	echo
-	echo "$report_out" | grep '^|'
+	echo "$report_out" | tables
 	echo
 	not_met $report_rc "$report_out" 'slower than the shell|over 300 MiB|--- FAIL|skip'
 	echo "## Go benchmarks"
