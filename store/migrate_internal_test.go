@@ -13,25 +13,34 @@ import (
 	"time"
 )
 
-// TestMigrate_CheckLists: the outbox tables rebuilt by 0014 keep every
-// row, index and reference, and a status change no longer builds a
-// temporary index of the allowed values.
-func TestMigrate_CheckLists(t *testing.T) {
-	ctx := context.Background()
+// openBefore opens a new database with the migrations before the one
+// whose name starts with prefix applied, on one writer connection, which
+// it also returns.
+func openBefore(t *testing.T, prefix string) (*DB, *sql.DB) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "otklik.db")
 	w, err := sql.Open("sqlite", dsn(file, false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.SetMaxOpenConns(1)
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
 	db := &DB{write: w, path: file, Now: time.Now}
 	names, _ := fs.Glob(migrations, "migrations/*.sql")
 	slices.Sort(names)
-	i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(path.Base(n), "0014_") })
-	if err := db.applyMigrations(ctx, names[:i]); err != nil {
+	i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(path.Base(n), prefix) })
+	if err := db.applyMigrations(context.Background(), names[:i]); err != nil {
 		t.Fatal(err)
 	}
+	return db, w
+}
+
+// TestMigrate_CheckLists: the outbox tables rebuilt by 0014 keep every
+// row, index and reference, and a status change no longer builds a
+// temporary index of the allowed values.
+func TestMigrate_CheckLists(t *testing.T) {
+	ctx := context.Background()
+	db, w := openBefore(t, "0014_")
 	for _, q := range []string{
 		`INSERT INTO invitations (id, token, email, customer_code, store_code, receipt, purchased_at, status, planned_at, due_at, expires_at, lease_until, opened_at)
 		 VALUES (1, 't1', 'a@example.ru', 'c1', 's1', 'r1', 10, 'sent', 11, 12, 13, NULL, 14),

@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
-	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -146,20 +143,7 @@ func TestBatch_RecordsRangesOfLineIDs(t *testing.T) {
 // the next load appends after the last id.
 func TestMigrate_PurchaseRanges(t *testing.T) {
 	ctx := context.Background()
-	file := filepath.Join(t.TempDir(), "otklik.db")
-	w, err := sql.Open("sqlite", dsn(file, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetMaxOpenConns(1)
-	defer w.Close()
-	db := &DB{write: w, path: file, Now: time.Now}
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	slices.Sort(names)
-	i := slices.IndexFunc(names, func(n string) bool { return strings.HasPrefix(path.Base(n), "0017_") })
-	if err := db.applyMigrations(ctx, names[:i]); err != nil {
-		t.Fatal(err)
-	}
+	db, w := openBefore(t, "0017_")
 	// 5000 lines, times in no order, some deleted (which the old table
 	// allowed), one not yet categorized.
 	for i := range 5000 {
