@@ -76,7 +76,7 @@ func (db *DB) BeginBatch(ctx context.Context, fileID int64) (*Batch, error) {
 		return nil, fmt.Errorf("begin batch: %w", err)
 	}
 	return &Batch{db: db, conn: conn, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{},
-		raw: map[string]driver.Stmt{}, sales: salesDelta{before: -1}}, nil
+		raw: map[string]driver.Stmt{}}, nil
 }
 
 // stmt returns the batch's prepared statement for query.
@@ -162,9 +162,6 @@ const (
 // AddPurchaseLine inserts a line unless (store, receipt, line) is loaded.
 func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, error) {
 	at := p.At.UTC().Unix()
-	if err := b.salesBefore(ctx); err != nil {
-		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
-	}
 	if err := b.beforeLines(ctx); err != nil {
 		return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
 	}
@@ -218,9 +215,6 @@ func (b *Batch) flush(ctx context.Context) error {
 // insertLines inserts lines in one statement, those not loaded already,
 // and counts them.
 func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
-	if err := b.salesBefore(ctx); err != nil {
-		return err
-	}
 	offered := len(q)
 	if b.mostlyLoaded {
 		b.tally.spoil(q) // whatever is left out was loaded

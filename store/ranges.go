@@ -23,15 +23,18 @@ type idRange struct {
 // new line gets the next (no line is ever deleted, see migration 0017).
 const lastLineID = `SELECT coalesce(max(id), 0) FROM purchase_lines`
 
-// beforeLines opens the batch's range before it inserts lines.
+// beforeLines opens the batch's range before it inserts lines, and notes
+// for the roll-ups where the batch's lines begin (salesDelta.before).
 func (b *Batch) beforeLines(ctx context.Context) error {
 	if b.ids.open {
 		return nil
 	}
-	if err := b.tx.QueryRowContext(ctx, lastLineID).Scan(&b.ids.after); err != nil {
+	var last int64
+	if err := b.tx.QueryRowContext(ctx, lastLineID).Scan(&last); err != nil {
 		return fmt.Errorf("last purchase line id: %w", err)
 	}
-	b.ids = idRange{open: true, after: b.ids.after}
+	b.ids = idRange{open: true, after: last}
+	b.sales.before = last
 	return nil
 }
 

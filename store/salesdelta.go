@@ -33,8 +33,8 @@ const (
 // never built) are marked again instead, and the refresh recomputes them
 // from the raw lines.
 type salesDelta struct {
-	// before is the largest rowid of purchase_lines before the batch's
-	// first line, -1 until then: the batch's lines are the rows above it.
+	// before is the largest purchase line id before the batch's first
+	// line (see beforeLines): the batch's lines are the rows above it.
 	before int64
 	lines  int            // lines loaded
 	days   map[int64]bool // UTC days of the lines, at least
@@ -46,15 +46,6 @@ func (d *salesDelta) note(at int64) {
 		d.days = map[int64]bool{}
 	}
 	d.days[utcDay(at)] = true
-}
-
-// salesBefore notes the largest rowid of purchase_lines before the
-// batch's first line.
-func (b *Batch) salesBefore(ctx context.Context) error {
-	if b.sales.before >= 0 {
-		return nil
-	}
-	return b.tx.QueryRowContext(ctx, lastLineID).Scan(&b.sales.before)
 }
 
 // salesKey is a row of sales_daily (day "2006-01-02") or sales_monthly
