@@ -87,6 +87,10 @@ func init() { marks.Store(time.Now().UnixNano()) }
 const markDirtySQL = `INSERT INTO rollup_dirty (kind, day, mark) VALUES (?, ?, ?)
 	ON CONFLICT (kind, day) DO UPDATE SET mark = excluded.mark`
 
+// clearMarkSQL removes a day's mark if it is still the one a refresh or a
+// tally read or set: a newer mark means the day changed since.
+const clearMarkSQL = `DELETE FROM rollup_dirty WHERE kind = ? AND day = ? AND mark = ?`
+
 // markDirty records in tx that the raw rows of kind at unix time t changed.
 func markDirty(ctx context.Context, tx *sql.Tx, kind string, t int64) error {
 	_, err := tx.ExecContext(ctx, markDirtySQL, kind, utcDay(t), marks.Add(1))
@@ -228,8 +232,7 @@ func (db *DB) RefreshRollups(ctx context.Context, zone *time.Location) (int, err
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		for _, d := range marked {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE kind = ? AND day = ? AND mark = ?`,
-				d.kind, d.day, d.mark); err != nil {
+			if _, err := tx.ExecContext(ctx, clearMarkSQL, d.kind, d.day, d.mark); err != nil {
 				return err
 			}
 		}

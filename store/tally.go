@@ -292,8 +292,7 @@ func (db *DB) ApplyTally(ctx context.Context, t *SalesTally) (int, error) {
 			if !done {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM rollup_dirty WHERE kind = ? AND day = ? AND mark = ?`,
-				rollupSales, u, mark); err != nil {
+			if _, err := tx.ExecContext(ctx, clearMarkSQL, rollupSales, u, mark); err != nil {
 				return err
 			}
 		}
