@@ -48,7 +48,8 @@ type Batch struct {
 	tx     *sql.Tx
 	fileID int64
 	stmts  map[string]*sql.Stmt
-	raw    map[string]driver.Stmt // see execLines
+	raw    map[int]driver.Stmt // inserts by number of lines, see execLines
+	args   []driver.NamedValue // execLines' arguments, reused
 	// sales tracks the lines added, for the roll-ups.
 	sales salesDelta
 	// queued are purchase lines waiting to be inserted together, and
@@ -76,7 +77,7 @@ func (db *DB) BeginBatch(ctx context.Context, fileID int64) (*Batch, error) {
 		return nil, fmt.Errorf("begin batch: %w", err)
 	}
 	return &Batch{db: db, conn: conn, tx: tx, fileID: fileID, stmts: map[string]*sql.Stmt{},
-		raw: map[string]driver.Stmt{}}, nil
+		raw: map[int]driver.Stmt{}}, nil
 }
 
 // stmt returns the batch's prepared statement for query.
@@ -228,17 +229,11 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 			return nil
 		}
 	}
-	var query strings.Builder
-	query.WriteString(insertLineHead)
-	args := make([]driver.NamedValue, 0, len(q)*13)
+	args := b.args[:0]
 	arg := func(v driver.Value) {
 		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
 	}
-	for i, p := range q {
-		if i > 0 {
-			query.WriteString(", ")
-		}
-		query.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	for _, p := range q {
 		at := p.At.UTC().Unix()
 		arg(p.StoreCode)
 		arg(p.Receipt)
@@ -257,10 +252,12 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 		// then mark a few days too many, never too few.
 		b.sales.note(at)
 	}
+	b.args = args
 	if err := b.beforeLines(ctx); err != nil {
 		return err
 	}
-	n, err := b.execLines(context.WithoutCancel(ctx), query.String(), args)
+	n, err := b.execLines(context.WithoutCancel(ctx), len(q), args)
+	clear(args) // let the collector have the values
 	if err != nil {
 		return err
 	}
