@@ -56,10 +56,6 @@ func TestIngestBenchmark(t *testing.T) {
 		}
 		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 	}
-	otklik, rss := ingest()
-	if got := status(t, cfg).PurchaseLines; got != int64(sum.Lines) {
-		t.Fatalf("loaded %d purchase lines of %d", got, sum.Lines)
-	}
 
 	// The sqlite3 shell, raw: iconv, .import into a staging table, then
 	// INSERT OR IGNORE into the keyed table, in one transaction.
@@ -92,7 +88,37 @@ COMMIT;
 		os.Remove(db)
 		return took
 	}
-	shell := shellRun()
+	// The first ingest and the shell take turns, each round on a fresh
+	// database, and the best time of each counts: this machine's speed
+	// drifts within minutes, and otklik, on both cores, feels it more
+	// than the shell on one. The peak RSS is the highest of the rounds.
+	rounds := 3
+	if rows > 2000000 {
+		rounds = 2
+	}
+	if s := os.Getenv("OTKLIK_BENCH_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	var otklik, shell time.Duration
+	var rss int64
+	for round := range rounds {
+		if round > 0 {
+			for _, f := range []string{"otklik.db", "otklik.db-wal", "otklik.db-shm", "otklik.db.lock", "spool"} {
+				os.RemoveAll(filepath.Join(dir, f))
+			}
+		}
+		took, peak := ingest()
+		if got := status(t, cfg).PurchaseLines; got != int64(sum.Lines) {
+			t.Fatalf("loaded %d purchase lines of %d", got, sum.Lines)
+		}
+		if otklik == 0 || took < otklik {
+			otklik = took
+		}
+		rss = max(rss, peak)
+		if took := shellRun(); shell == 0 || took < shell {
+			shell = took
+		}
+	}
 
 	library, err := rawLoad(utf8, filepath.Join(dir, "raw.db"))
 	if err != nil {
@@ -142,7 +168,7 @@ COMMIT;
 	}
 
 	rate := func(d time.Duration) float64 { return float64(sum.Lines) / d.Seconds() }
-	fmt.Printf("\n| %d purchase lines, %d MiB of Windows-1251 | seconds | lines/s | ratio | peak RSS |\n|---|---|---|---|---|\n", sum.Lines, fi.Size()>>20)
+	fmt.Printf("\n| %d purchase lines, %d MiB of Windows-1251; first ingest and shell best of %d, in turn | seconds | lines/s | ratio | peak RSS |\n|---|---|---|---|---|\n", sum.Lines, fi.Size()>>20, rounds)
 	fmt.Printf("| otklik ingest (decode, validate, normalize, load) | %.1f | %.0f | %.2f of the shell's speed | %d MiB |\n", otklik.Seconds(), rate(otklik), shell.Seconds()/otklik.Seconds(), rss>>20)
 	fmt.Printf("| iconv + sqlite3 .import + INSERT OR IGNORE | %.1f | %.0f | | |\n", shell.Seconds(), rate(shell))
 	fmt.Printf("| the same SQL through modernc.org/sqlite, raw (for reference) | %.1f | %.0f | otklik at %.2f of its speed | |\n", library.Seconds(), rate(library), library.Seconds()/otklik.Seconds())
