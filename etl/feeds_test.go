@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -57,13 +58,25 @@ func parseFile(tb testing.TB, path, feedName string) string {
 		if rerr != nil {
 			return bad(rerr)
 		}
-		fmt.Fprintf(&out, "line %d %+v\n", cr.line, rec)
+		fmt.Fprintf(&out, "line %d %s\n", cr.line, exported(rec))
 		return nil
 	}
 	if err := readCSV(r, feeds[feedName], row, bad); err != nil {
 		fmt.Fprintf(&out, "file error: %v\n", err)
 	}
 	return out.String()
+}
+
+// exported prints a struct as %+v does, its unexported fields left out.
+func exported(v any) string {
+	rv := reflect.ValueOf(v)
+	var fields []string
+	for i := range rv.NumField() {
+		if f := rv.Type().Field(i); f.IsExported() {
+			fields = append(fields, fmt.Sprintf("%s:%+v", f.Name, rv.Field(i).Interface()))
+		}
+	}
+	return "{" + strings.Join(fields, " ") + "}"
 }
 
 func TestReadCSV_Golden(t *testing.T) {

@@ -133,6 +133,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	case FeedPurchases:
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			p, bad := parsePurchase(r, zone)
+			p.Box()
 			return func() (outcome, error) { return queuedRow, batch.QueuePurchaseLine(ctx, p) }, bad
 		}
 	case FeedPromoCodes:

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -335,4 +336,76 @@ func TestRollups_ScanMatchesDayByDay(t *testing.T) {
 	if _, ok := db.byScan(ctx, rollups[0], across, berlin); ok {
 		t.Error("days across Berlin's change of offset: by scan, want a query a day")
 	}
+}
+
+// A line boxed ahead of its insert (Box) is stored as one the insert
+// boxes itself: every column of every row, with the lines in the same
+// statements, loaded before or twice in the queue alike.
+func TestQueuePurchaseLine_BoxedAsUnboxed(t *testing.T) {
+	ctx := context.Background()
+	msk := time.FixedZone("MSK", 3*3600)
+	line := func(i int) PurchaseLine {
+		return PurchaseLine{StoreCode: fmt.Sprint("S", i%3), Receipt: fmt.Sprint("R", i/2), Line: i%2 + 1,
+			At:           time.Date(2026, 11, 1, 9, 0, 0, 0, msk).Add(time.Duration(i) * time.Minute),
+			CustomerCode: fmt.Sprint("C", i%7), ProductCode: fmt.Sprint("P", i%5), Product: fmt.Sprint("Товар ", i%5),
+			Category: []string{"", "Диваны", "Свет"}[i%3], QtyMilli: int64(i%4-1) * 500, PriceKop: int64(i) * 100,
+			SumKop: int64(i) * 51, Seller: fmt.Sprint("Продавец ", i%2)}
+	}
+	rows := func(boxed bool) [][]any {
+		t.Helper()
+		db := openTestDB(t)
+		for _, lines := range [][]int{{3, 4}, append(seq(0, 150), 7)} {
+			b, err := db.BeginBatch(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range lines {
+				l := line(i)
+				if boxed {
+					l.Box()
+				}
+				if err := b.QueuePurchaseLine(ctx, l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := db.write.Query(`SELECT * FROM purchase_lines ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		cols, _ := r.Columns()
+		var out [][]any
+		for r.Next() {
+			v := make([]any, len(cols))
+			p := make([]any, len(cols))
+			for i := range v {
+				p[i] = &v[i]
+			}
+			if err := r.Scan(p...); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	unboxed, boxed := rows(false), rows(true)
+	if len(unboxed) != 150 {
+		t.Fatalf("%d rows, want 150", len(unboxed))
+	}
+	if !reflect.DeepEqual(boxed, unboxed) {
+		t.Errorf("boxed lines stored\n%v\nunboxed\n%v", boxed, unboxed)
+	}
+}
+
+// seq returns from, from+1, ..., to-1.
+func seq(from, to int) []int {
+	var s []int
+	for i := from; i < to; i++ {
+		s = append(s, i)
+	}
+	return s
 }
