@@ -262,6 +262,8 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 	var err error
 	go func() {
 		defer close(ch)
+		src := prefetch(ctx, r) // decoding beside the CSV reader
+		defer src.Close()
 		chunk := make([]parsedRow, 0, chunkRows)
 		flush := func() error {
 			select {
@@ -285,11 +287,11 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 		}
 		if known != nil {
 			b := newBlocker(known, parse, add, skip)
-			if err = readCSV(r, f, b.row, b.bad); err == nil {
+			if err = readCSV(src, f, b.row, b.bad); err == nil {
 				err = b.end()
 			}
 		} else {
-			err = readCSV(r, f, func(row *csvRow) error {
+			err = readCSV(src, f, func(row *csvRow) error {
 				if row.line <= skip {
 					return nil
 				}
