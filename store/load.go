@@ -48,8 +48,8 @@ type lineValues [12]driver.Value
 // Box readies the line's values for the insert. A loader that reads on
 // one goroutine and writes on another calls it on the reader's: boxing
 // a line's values costs a dozen small allocations, which the writer,
-// the load's bottleneck, is then spared. Changing the line after Box
-// changes nothing the insert writes.
+// the load's bottleneck, is then spared. Call it once the line is final:
+// the insert writes the values as they were then.
 func (p *PurchaseLine) Box() {
 	p.boxed = p.box()
 }
