@@ -4,6 +4,7 @@
 package etl
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -628,12 +629,18 @@ func gzipFile(ctx context.Context, path string) error {
 	src := ctxReader{ctx, f}
 	pr, pw := io.Pipe()
 	go func() {
-		zw, err := gzip.NewWriterLevel(pw, gzip.BestSpeed)
+		// The compressor writes a few hundred bytes at a time: buffered,
+		// the file gets them in a write of 256 KiB instead of a thousand.
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		zw, err := gzip.NewWriterLevel(bw, gzip.BestSpeed)
 		if err == nil {
 			_, err = io.Copy(zw, src)
 		}
 		if cerr := zw.Close(); err == nil {
 			err = cerr
+		}
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
 		}
 		pw.CloseWithError(err)
 	}()
