@@ -92,6 +92,7 @@ COMMIT;
 	// database, and the best time of each counts: this machine's speed
 	// drifts within minutes, and otklik, on both cores, feels it more
 	// than the shell on one. The peak RSS is the highest of the rounds.
+	// The overlapping export below gets as many rounds.
 	rounds := 3
 	if rows > 2000000 {
 		rounds = 2
@@ -162,10 +163,39 @@ COMMIT;
 	os.Rename(filepath.Join(ref, "drop", filepath.Base(second)), second)
 	os.RemoveAll(ref)
 
-	again, rss2 := ingest()
-	if got := status(t, cfg).PurchaseLines; got != int64(sum.Lines+added) {
-		t.Fatalf("after the overlapping export: %d purchase lines, want %d", got, sum.Lines+added)
+	// The overlapping export, as many rounds, each on the database as the
+	// first ingest left it; the best time counts, the highest peak RSS.
+	base := filepath.Join(dir, "base")
+	os.MkdirAll(base, 0o755)
+	dbFiles := []string{"otklik.db", "otklik.db-wal"}
+	for _, f := range dbFiles {
+		if err := copyFile(filepath.Join(dir, f), filepath.Join(base, f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
 	}
+	var again time.Duration
+	var rss2 int64
+	for round := range rounds {
+		if round > 0 {
+			for _, f := range append(dbFiles, "otklik.db-shm", "otklik.db.lock") {
+				os.Remove(filepath.Join(dir, f))
+			}
+			for _, f := range dbFiles {
+				if err := copyFile(filepath.Join(base, f), filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+			}
+		}
+		took, peak := ingest()
+		if got := status(t, cfg).PurchaseLines; got != int64(sum.Lines+added) {
+			t.Fatalf("after the overlapping export: %d purchase lines, want %d", got, sum.Lines+added)
+		}
+		if again == 0 || took < again {
+			again = took
+		}
+		rss2 = max(rss2, peak)
+	}
+	os.RemoveAll(base)
 
 	rate := func(d time.Duration) float64 { return float64(sum.Lines) / d.Seconds() }
 	fmt.Printf("\n| %d purchase lines, %d MiB of Windows-1251; first ingest and shell best of %d, in turn | seconds | lines/s | ratio | peak RSS |\n|---|---|---|---|---|\n", sum.Lines, fi.Size()>>20, rounds)
