@@ -51,15 +51,21 @@ type blocker struct {
 	skip  int // rows up to this line were loaded by a cut-off load
 
 	rows   []blockRow
+	fields []string // the fields of the block's rows, end to end
 	sum    hash.Hash
 	layout []byte // the columns' positions, hashed first into every block
 	clean  bool   // every row of the block so far was read
 	buf    []byte
 }
 
+// blockRow is a row of the block: a copy of the row read, its fields in
+// the blocker's fields, or why the row could not be read. Rows and fields
+// are kept in slices reused from block to block: a row and a slice of
+// fields allocated for every row were a tenth of reading an export mostly
+// loaded before.
 type blockRow struct {
-	row *csvRow   // nil for a row that could not be read
-	bad *RowError // why it could not
+	row csvRow    // the row, if bad is nil
+	bad *RowError // why it could not be read
 }
 
 func newBlocker(known func([]byte) (bool, error), parse func(*csvRow) (func() (outcome, error), *RowError),
@@ -69,7 +75,11 @@ func newBlocker(known func([]byte) (bool, error), parse func(*csvRow) (func() (o
 
 // row takes a row read; it may end a block.
 func (b *blocker) row(r *csvRow) error {
-	r.fields = slices.Clone(r.fields) // the CSV reader reuses its slice
+	// The CSV reader reuses its row and slice: the block keeps copies.
+	start := len(b.fields)
+	b.fields = append(b.fields, r.fields...)
+	row := *r
+	row.fields = b.fields[start:len(b.fields):len(b.fields)]
 	if b.layout == nil {
 		b.layout = layoutOf(r.index)
 	}
@@ -77,13 +87,13 @@ func (b *blocker) row(r *csvRow) error {
 		b.sum.Write(b.layout)
 	}
 	b.buf = b.buf[:0]
-	for _, f := range r.fields {
+	for _, f := range row.fields {
 		b.buf = binary.AppendUvarint(b.buf, uint64(len(f)))
 		b.buf = append(b.buf, f...)
 	}
-	b.buf = binary.AppendUvarint(b.buf, uint64(len(r.fields)))
+	b.buf = binary.AppendUvarint(b.buf, uint64(len(row.fields)))
 	b.sum.Write(b.buf)
-	b.rows = append(b.rows, blockRow{row: r})
+	b.rows = append(b.rows, blockRow{row: row})
 	if crc32.Checksum(b.buf, castagnoli)&blockMask == 0 || len(b.rows) >= maxBlockRows {
 		return b.end()
 	}
@@ -108,7 +118,8 @@ func (b *blocker) end() error {
 	hash := b.sum.Sum(nil)
 	defer func() {
 		clear(rows)
-		b.rows, b.clean = rows[:0], true
+		clear(b.fields)
+		b.rows, b.fields, b.clean = rows[:0], b.fields[:0], true
 		b.sum.Reset()
 	}()
 	last := rows[len(rows)-1].line()
@@ -132,10 +143,11 @@ func (b *blocker) end() error {
 	}
 	// Rows at or before skip are parsed too, to know whether the block
 	// is clean, but not sent: they were written before.
-	for i, r := range rows {
+	for i := range rows {
+		r := &rows[i]
 		p := parsedRow{line: r.line(), bad: r.bad}
-		if r.row != nil {
-			p.write, p.bad = b.parse(r.row)
+		if r.bad == nil {
+			p.write, p.bad = b.parse(&r.row)
 			if p.bad != nil {
 				p.write, clean = nil, false
 			}
@@ -152,11 +164,11 @@ func (b *blocker) end() error {
 	return nil
 }
 
-func (r blockRow) line() int {
-	if r.row != nil {
-		return r.row.line
+func (r *blockRow) line() int {
+	if r.bad != nil {
+		return r.bad.Line
 	}
-	return r.bad.Line
+	return r.row.line
 }
 
 // layoutOf is the column keys with the positions they were found at, in

@@ -132,7 +132,9 @@ func (e *RowError) Error() string {
 // names are matched against the feed's aliases, and fn is called for each
 // data row. A row that cannot be read is passed to onBad; a missing
 // required column is a *FileError. An error returned by fn or onBad stops
-// the read and is returned as is.
+// the read and is returned as is. The row passed to fn, and its fields
+// slice, are reused for the next row: fn keeps copies, not the row (the
+// field strings themselves are never changed).
 func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) error) error {
 	br := bufio.NewReaderSize(r, maxHeaderBytes)
 	head, err := br.Peek(maxHeaderBytes)
@@ -163,6 +165,7 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 	if err != nil {
 		return err
 	}
+	row := &csvRow{index: index, feed: &f}
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -200,7 +203,8 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 			}
 			continue
 		}
-		if err := fn(&csvRow{line: line, fields: rec, index: index, feed: &f}); err != nil {
+		row.line, row.fields = line, rec
+		if err := fn(row); err != nil {
 			return err
 		}
 	}
