@@ -88,14 +88,18 @@ func (b *Batch) rollSales(ctx context.Context) error {
 	}
 	// The groups only now, for a batch among days that hold many lines:
 	// counted in Go for every line, they cost a first load a sixteenth of
-	// its time.
-	var groups int64
-	if err := b.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+utcDaySQL("at")+`, store_code, category
-		FROM purchase_lines WHERE id > ?)`, d.before).Scan(&groups); err != nil {
-		return fmt.Errorf("sales roll-up: %w", err)
-	}
-	if held < groups*linesPerGroup*linesHeld {
-		return b.markSales(ctx, d.days)
+	// its time. And only if the days might hold too few for them: there
+	// are at most as many groups as lines, and a batch among the days of
+	// a month of millions is spared reading its lines once more for it.
+	if held < int64(d.lines)*linesPerGroup*linesHeld {
+		var groups int64
+		if err := b.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT DISTINCT `+utcDaySQL("at")+`, store_code, category
+			FROM purchase_lines WHERE id > ?)`, d.before).Scan(&groups); err != nil {
+			return fmt.Errorf("sales roll-up: %w", err)
+		}
+		if held < groups*linesPerGroup*linesHeld {
+			return b.markSales(ctx, d.days)
+		}
 	}
 	dirty, err := markedDays(ctx, b.tx, rollupSales)
 	if err != nil {
