@@ -196,6 +196,9 @@ func (b *Batch) AddPurchaseLine(ctx context.Context, p PurchaseLine) (bool, erro
 	}
 	if ok {
 		b.sales.note(at)
+		if err := b.added(ctx, []PurchaseLine{p}, b.sales.before+int64(b.sales.lines)+1); err != nil {
+			return false, fmt.Errorf("add purchase %s/%s/%d: %w", p.StoreCode, p.Receipt, p.Line, err)
+		}
 		b.sales.lines++
 	}
 	b.tally.spoil([]PurchaseLine{p})
@@ -280,8 +283,12 @@ func (b *Batch) insertLines(ctx context.Context, q []PurchaseLine) error {
 		if err := b.tally.add(ctx, b.tx, q); err != nil {
 			return err
 		}
+		if err := b.added(ctx, q, b.sales.before+int64(b.sales.lines)+1); err != nil {
+			return err
+		}
 	} else {
 		b.tally.spoil(q)
+		b.sales.partial = true
 	}
 	b.sales.lines += int(n)
 	b.loaded += n

@@ -419,3 +419,101 @@ func TestRollups_BatchWeighsItsGroups(t *testing.T) {
 		t.Error("150 lines in 150 categories: sums added, want the day summed again")
 	}
 }
+
+// A batch among days that hold many lines sums the lines it inserted as
+// it noted them, and reads them back from the table only once an insert
+// left some out: either way the roll-ups get what the lines give. A
+// receipt counts on a local day unless a line of it in that category was
+// loaded before, whether its number is above the store's greatest or
+// among the numbers loaded, once however many inserts its lines take and
+// whether or not they come together.
+func TestRollups_BatchSumsNotedLines(t *testing.T) {
+	ctx := context.Background()
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := open(t)
+	refresh := func() int {
+		t.Helper()
+		days, err := db.RefreshRollups(ctx, moscow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return days
+	}
+	refresh()
+	categories := []string{"Диваны", "Свет", "Ковры"}
+	// A receipt's lines share its store and time, some near midnight in
+	// Moscow or in UTC.
+	base := time.Date(2026, 10, 30, 0, 0, 0, 0, time.UTC)
+	hours := []time.Duration{20*time.Hour + 59*time.Minute, 21 * time.Hour, 23*time.Hour + 59*time.Minute, 12 * time.Hour}
+	line := func(r, n int, category string, qty int64) store.PurchaseLine {
+		return store.PurchaseLine{StoreCode: fmt.Sprint(1 + r%2), Receipt: fmt.Sprintf("R%04d", r), Line: n,
+			At: base.AddDate(0, 0, r%3).Add(hours[r%len(hours)]), Category: category, QtyMilli: qty, SumKop: qty / 10 * int64(1+r%7)}
+	}
+	load := func(lines []store.PurchaseLine) *store.Batch {
+		t.Helper()
+		b, err := db.BeginBatch(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			if err := b.QueuePurchaseLine(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Checkpoint(ctx, 0, &store.FileCounts{}); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var first []store.PurchaseLine
+	for r := 1000; r < 2000; r++ {
+		for n := 1; n <= 3; n++ {
+			first = append(first, line(r, n, categories[(r+n)%3], 1000))
+		}
+	}
+	load(first)
+	refresh()
+	salesMatchLines(t, db, moscow, "the first lines")
+
+	var old, above, among, dup []store.PurchaseLine
+	for r := 1000; r < 1040; r++ {
+		// Line 4 in the category of line 1, loaded before; line 5 in one
+		// the receipt had not.
+		old = append(old, line(r, 4, categories[(r+1)%3], 1000), line(r, 5, "Новинки", -1000))
+	}
+	for r := 5000; r < 5030; r++ {
+		above = append(above, line(r, 1, categories[r%3], 1000), line(r, 2, categories[r%3], -2000))
+	}
+	for n := 1; n <= 150; n++ { // three inserts' worth
+		above = append(above, line(6000, n, "Диваны", 1000))
+	}
+	for r := 100; r < 140; r++ {
+		among = append(among, line(r, 1, categories[r%3], 3000), line(r, 2, "Свет", 1000))
+	}
+	apart := []store.PurchaseLine{line(8000, 1, "Свет", 1000), line(8002, 1, "Свет", 1000), line(8000, 2, "Свет", 1000),
+		line(8000, 3, "Ковры", 1000), line(8002, 2, "Ковры", 1000), line(8000, 4, "Ковры", -1000)}
+	dup = append(dup, line(1500, 1, categories[1501%3], 1000), line(1500, 9, "Новинки", 1000), line(7000, 1, "Свет", 1000))
+	for _, step := range []struct {
+		name      string
+		lines     []store.PurchaseLine
+		readsBack bool
+	}{
+		{"more lines of receipts loaded before", old, false},
+		{"receipts above the stores' greatest", above, false},
+		{"receipts among those loaded", among, false},
+		{"a receipt's lines apart", apart, false},
+		{"a line loaded before among new ones", dup, true},
+	} {
+		b := load(step.lines)
+		if b.ReadsBack() != step.readsBack {
+			t.Errorf("%s: read back %v, want %v", step.name, b.ReadsBack(), step.readsBack)
+		}
+		if days := refresh(); days != 0 {
+			t.Errorf("%s: %d days summed again, want the batch's sums added", step.name, days)
+		}
+		salesMatchLines(t, db, moscow, step.name)
+	}
+}

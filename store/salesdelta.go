@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,12 +34,54 @@ const (
 // new lines cost. Days whose roll-ups are not up to date (marked, or
 // never built) are marked again instead, and the refresh recomputes them
 // from the raw lines.
+//
+// The sums are made as the lines are inserted (see added), as long as
+// every insert is known to have loaded all it was offered; once one left
+// some out, which only the table says, the commit reads the batch's lines
+// back to sum them (sumLines).
 type salesDelta struct {
 	// before is the largest purchase line id before the batch's first
 	// line (see beforeLines): the batch's lines are the rows above it.
 	before int64
 	lines  int            // lines loaded
 	days   map[int64]bool // UTC days of the lines, at least
+	// partial: an insert left some lines out, and sums is not used.
+	partial bool
+	// sums are the lines' by local day, store and category, the local
+	// day at offset seconds from UTC (mixed if the lines saw more than
+	// one); none if the roll-ups have no zone or the days of the first
+	// lines held too few for the commit to add sums.
+	sums           map[dayGroup]*salesSums
+	zone           *time.Location
+	zoneRead       bool
+	offset         int64
+	offsetSet      bool
+	mixed          bool
+	offFrom, offTo int64 // the times the zone's offset holds
+	// stores are the receipt numbers seen of each store, and run the
+	// receipt of the last line: see countReceipt.
+	stores map[string]*storeReceipts
+	run    receiptRun
+	names  map[string]string // store codes and categories, as keys
+}
+
+// dayGroup is a row of sales_daily by its local day number.
+type dayGroup struct {
+	day             int64
+	store, category string
+}
+
+type storeReceipts struct {
+	greatest string // the greatest receipt number before the batch
+	added    string // the greatest the batch added
+}
+
+// receiptRun is the receipt of consecutive lines: 1C writes a receipt's
+// lines together.
+type receiptRun struct {
+	store, receipt string
+	fresh          bool       // no line of it was loaded before the run
+	counted        []dayGroup // the days and categories it counted on
 }
 
 // note records the day of a line offered to the batch.
@@ -77,11 +121,9 @@ func (b *Batch) rollSales(ctx context.Context) error {
 	for day := range d.days {
 		first, last = min(first, day), max(last, day)
 	}
-	var held int64
-	if err := b.tx.QueryRowContext(ctx, `SELECT coalesce(sum(lines), 0) FROM sales_daily WHERE day >= ? AND day <= ?`,
-		time.Unix(first*86400, 0).UTC().AddDate(0, 0, -1).Format(time.DateOnly),
-		time.Unix(last*86400, 0).UTC().AddDate(0, 0, 1).Format(time.DateOnly)).Scan(&held); err != nil {
-		return fmt.Errorf("sales roll-up: %w", err)
+	held, err := b.held(ctx, first, last)
+	if err != nil {
+		return err
 	}
 	if held < int64(d.lines)*linesHeld {
 		return b.markSales(ctx, d.days)
@@ -123,34 +165,21 @@ func (b *Batch) rollSales(ctx context.Context) error {
 			}
 		}
 	}
-	staleJSON, _ := json.Marshal(stale)
-	// The batch's lines by local day, store and category; a receipt counts
-	// on a day unless a line of it in that category was loaded before.
-	local := utcDaySQL("(n.at + ?2)")
-	rows, err := b.tx.QueryContext(ctx, `SELECT `+local+` AS day, n.store_code, n.category,
-		coalesce(sum(CASE WHEN n.qty_milli > 0 THEN n.sum_kop END), 0),
-		coalesce(-sum(CASE WHEN n.qty_milli < 0 THEN n.sum_kop END), 0),
-		count(DISTINCT CASE WHEN NOT EXISTS (SELECT 1 FROM purchase_lines o WHERE o.store_code = n.store_code
-			AND o.receipt = n.receipt AND o.rowid <= ?1 AND o.category = n.category
-			AND `+utcDaySQL("(o.at + ?2)")+` = `+local+`) THEN n.receipt END),
-		count(*)
-		FROM purchase_lines n WHERE n.rowid > ?1 AND day NOT IN (SELECT value FROM json_each(?3))
-		GROUP BY 1, 2, 3`, d.before, offset, string(staleJSON))
-	if err != nil {
-		return fmt.Errorf("sales roll-up: %w", err)
-	}
-	defer rows.Close()
-	daily := map[salesKey]*salesSums{}
-	monthly := map[salesKey]*salesSums{}
-	for rows.Next() {
-		var day int64
-		var k salesKey
-		var s salesSums
-		if err := rows.Scan(&day, &k.store, &k.category, &s.revenue, &s.returns, &s.receipts, &s.lines); err != nil {
-			return fmt.Errorf("sales roll-up: %w", err)
+	var daily map[salesKey]*salesSums
+	if d.partial || d.sums == nil || d.mixed || d.offset != offset {
+		if daily, err = b.sumLines(ctx, offset, stale); err != nil {
+			return err
 		}
-		k.period = dayDate(day)
-		daily[k] = &s
+	} else {
+		daily = map[salesKey]*salesSums{}
+		for k, s := range d.sums {
+			if !slices.Contains(stale, k.day) {
+				daily[salesKey{dayDate(k.day), k.store, k.category}] = s
+			}
+		}
+	}
+	monthly := map[salesKey]*salesSums{}
+	for k, s := range daily {
 		m := salesKey{k.period[:len("2006-01")], k.store, k.category}
 		ms := monthly[m]
 		if ms == nil {
@@ -162,10 +191,6 @@ func (b *Batch) rollSales(ctx context.Context) error {
 		ms.receipts += s.receipts
 		ms.lines += s.lines
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sales roll-up: %w", err)
-	}
-	rows.Close()
 	if err := b.addSales(ctx, "sales_daily", "day", daily); err != nil {
 		return err
 	}
@@ -173,6 +198,185 @@ func (b *Batch) rollSales(ctx context.Context) error {
 		return err
 	}
 	return b.markSales(ctx, staleUTC)
+}
+
+// held returns how many lines the sales roll-up holds from the day
+// before UTC day first to the day after last.
+func (b *Batch) held(ctx context.Context, first, last int64) (int64, error) {
+	var held int64
+	if err := b.tx.QueryRowContext(ctx, `SELECT coalesce(sum(lines), 0) FROM sales_daily WHERE day >= ? AND day <= ?`,
+		dayDate(first-1), dayDate(last+1)).Scan(&held); err != nil {
+		return 0, fmt.Errorf("sales roll-up: %w", err)
+	}
+	return held, nil
+}
+
+// sumLines sums the batch's lines, read back from the table, by local day
+// (offset seconds from UTC), store and category, leaving out the stale
+// local days. A receipt counts on a day unless a line of it in that
+// category was loaded before.
+func (b *Batch) sumLines(ctx context.Context, offset int64, stale []int64) (map[salesKey]*salesSums, error) {
+	staleJSON, _ := json.Marshal(stale)
+	local := utcDaySQL("(n.at + ?2)")
+	rows, err := b.tx.QueryContext(ctx, `SELECT `+local+` AS day, n.store_code, n.category,
+		coalesce(sum(CASE WHEN n.qty_milli > 0 THEN n.sum_kop END), 0),
+		coalesce(-sum(CASE WHEN n.qty_milli < 0 THEN n.sum_kop END), 0),
+		count(DISTINCT CASE WHEN NOT EXISTS (SELECT 1 FROM purchase_lines o WHERE o.store_code = n.store_code
+			AND o.receipt = n.receipt AND o.rowid <= ?1 AND o.category = n.category
+			AND `+utcDaySQL("(o.at + ?2)")+` = `+local+`) THEN n.receipt END),
+		count(*)
+		FROM purchase_lines n WHERE n.rowid > ?1 AND day NOT IN (SELECT value FROM json_each(?3))
+		GROUP BY 1, 2, 3`, b.sales.before, offset, string(staleJSON))
+	if err != nil {
+		return nil, fmt.Errorf("sales roll-up: %w", err)
+	}
+	defer rows.Close()
+	daily := map[salesKey]*salesSums{}
+	for rows.Next() {
+		var day int64
+		var k salesKey
+		var s salesSums
+		if err := rows.Scan(&day, &k.store, &k.category, &s.revenue, &s.returns, &s.receipts, &s.lines); err != nil {
+			return nil, fmt.Errorf("sales roll-up: %w", err)
+		}
+		k.period = dayDate(day)
+		daily[k] = &s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sales roll-up: %w", err)
+	}
+	return daily, nil
+}
+
+// added sums lines loaded, all of those offered to an insert, the first
+// of them given id first: the sums of sumLines, without reading the lines
+// back, which took half a re-delivered export's time to write its new
+// lines.
+func (b *Batch) added(ctx context.Context, q []PurchaseLine, first int64) error {
+	d := &b.sales
+	if d.partial {
+		return nil
+	}
+	if !d.zoneRead {
+		// Only if the commit will want them: if the days of the first
+		// lines hold as many lines as it asks of the batch's days. A
+		// first load of days marks them.
+		d.zoneRead = true
+		var from, to int64 = 1 << 62, -1 << 62
+		for _, p := range q {
+			day := utcDay(p.At.Unix())
+			from, to = min(from, day), max(to, day)
+		}
+		held, err := b.held(ctx, from, to)
+		if err != nil {
+			return err
+		}
+		if held < int64(len(q))*linesHeld {
+			return nil
+		}
+		if d.zone, err = rollupZone(ctx, b.tx); err != nil {
+			return err
+		}
+		d.sums, d.stores, d.names = map[dayGroup]*salesSums{}, map[string]*storeReceipts{}, map[string]string{}
+	}
+	if d.sums == nil || d.zone == nil {
+		return nil // the commit reads the lines back, or marks their days
+	}
+	for i, p := range q {
+		at := p.At.Unix()
+		if at < d.offFrom || at >= d.offTo {
+			t := time.Unix(at, 0).In(d.zone)
+			_, off := t.Zone()
+			from, to := t.ZoneBounds()
+			d.offFrom, d.offTo = math.MinInt64, math.MaxInt64
+			if !from.IsZero() {
+				d.offFrom = from.Unix()
+			}
+			if !to.IsZero() {
+				d.offTo = to.Unix()
+			}
+			if d.offsetSet && int64(off) != d.offset {
+				d.mixed = true
+			}
+			d.offset, d.offsetSet = int64(off), true
+		}
+		g := dayGroup{utcDay(at + d.offset), d.name(p.StoreCode), d.name(p.Category)}
+		s := d.sums[g]
+		if s == nil {
+			s = &salesSums{}
+			d.sums[g] = s
+		}
+		switch {
+		case p.QtyMilli > 0:
+			s.revenue += p.SumKop
+		case p.QtyMilli < 0:
+			s.returns -= p.SumKop
+		}
+		s.lines++
+		counts, err := b.countReceipt(ctx, g, p.Receipt, first+int64(i))
+		if err != nil {
+			return err
+		}
+		if counts {
+			s.receipts++
+		}
+	}
+	return nil
+}
+
+// name returns s as kept in names.
+func (d *salesDelta) name(s string) string {
+	n, ok := d.names[s]
+	if !ok {
+		n = strings.Clone(s) // not the line's: it holds the whole row
+		d.names[n] = n
+	}
+	return n
+}
+
+// countReceipt reports whether the receipt of line id counts in group g:
+// whether no line of it in g's category and local day was loaded before,
+// by an earlier batch or by this one. A receipt whose number is above
+// any the store had before the batch and any the batch added is new, and
+// so is each of its groups the first time its run of lines meets it;
+// any other is looked up among the lines below id.
+func (b *Batch) countReceipt(ctx context.Context, g dayGroup, receipt string, id int64) (bool, error) {
+	d := &b.sales
+	r := &d.run
+	if receipt != r.receipt || g.store != r.store {
+		st := d.stores[g.store]
+		if st == nil {
+			st = &storeReceipts{}
+			if err := b.tx.QueryRowContext(ctx, `SELECT coalesce((SELECT receipt FROM purchase_lines
+				WHERE store_code = ? AND id <= ? ORDER BY receipt DESC LIMIT 1), '')`, g.store, d.before).Scan(&st.greatest); err != nil {
+				return false, fmt.Errorf("sales roll-up: %w", err)
+			}
+			d.stores[g.store] = st
+		}
+		r.store, r.receipt = g.store, strings.Clone(receipt)
+		r.fresh = receipt > st.greatest && receipt > st.added
+		r.counted = r.counted[:0]
+		if receipt > st.added {
+			st.added = r.receipt
+		}
+	}
+	if slices.Contains(r.counted, g) {
+		return false, nil
+	}
+	r.counted = append(r.counted, g)
+	if r.fresh {
+		return true, nil
+	}
+	look, err := b.stmt(ctx, `SELECT EXISTS (SELECT 1 FROM purchase_lines WHERE store_code = ?1 AND receipt = ?2
+		AND id < ?3 AND category = ?4 AND `+utcDaySQL("(at + ?5)")+` = ?6)`)
+	if err != nil {
+		return false, fmt.Errorf("sales roll-up: %w", err)
+	}
+	var loaded bool
+	if err := look.QueryRowContext(ctx, g.store, receipt, id, g.category, d.offset, g.day).Scan(&loaded); err != nil {
+		return false, fmt.Errorf("sales roll-up: %w", err)
+	}
+	return !loaded, nil
 }
 
 // fixedOffset returns zone's offset from UTC in seconds if it is the same
