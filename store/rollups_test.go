@@ -195,14 +195,7 @@ func TestRollups_BatchSumsMatchRawRows(t *testing.T) {
 	for _, concurrent := range []bool{false, true} {
 		t.Run(fmt.Sprint("concurrent refresh ", concurrent), func(t *testing.T) {
 			db := open(t)
-			refresh := func() int {
-				t.Helper()
-				days, err := db.RefreshRollups(ctx, moscow)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return days
-			}
+			refresh := refresher(t, db, moscow)
 			sameAsRaw := func(step string) {
 				t.Helper()
 				salesMatchLines(t, db, moscow, step)
@@ -353,6 +346,19 @@ func TestRollups_BatchAcrossSummerTime(t *testing.T) {
 	}
 }
 
+// refresher returns a refresh of db's roll-ups in zone, which returns how
+// many days it summed again.
+func refresher(t *testing.T, db *store.DB, zone *time.Location) func() int {
+	return func() int {
+		t.Helper()
+		days, err := db.RefreshRollups(context.Background(), zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return days
+	}
+}
+
 // salesMatchLines checks that the sales roll-ups of October and November
 // 2026, for the chain and for stores 1 and 2 apart, are what the lines
 // give.
@@ -402,10 +408,7 @@ func TestRollups_BatchWeighsItsGroups(t *testing.T) {
 		if err := b.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		days, err := db.RefreshRollups(ctx, time.UTC)
-		if err != nil {
-			t.Fatal(err)
-		}
+		days := refresher(t, db, time.UTC)()
 		salesMatchLines(t, db, time.UTC, receipt)
 		return days
 	}
@@ -434,14 +437,7 @@ func TestRollups_BatchSumsNotedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := open(t)
-	refresh := func() int {
-		t.Helper()
-		days, err := db.RefreshRollups(ctx, moscow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return days
-	}
+	refresh := refresher(t, db, moscow)
 	refresh()
 	categories := []string{"Диваны", "Свет", "Ковры"}
 	// A receipt's lines share its store and time, some near midnight in
