@@ -98,7 +98,11 @@ COMMIT;
 		rounds = 2
 	}
 	if s := os.Getenv("OTKLIK_BENCH_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("OTKLIK_BENCH_ROUNDS=%q: want a number of rounds, at least 1", s)
+		}
+		rounds = n
 	}
 	var otklik, shell time.Duration
 	var rss int64
