@@ -6,17 +6,19 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/otklik/otklik/etl"
 	"github.com/otklik/otklik/etl/sample"
+	"github.com/otklik/otklik/store"
 	"github.com/otklik/otklik/store/storetest"
 )
 
 // An export repeating blocks of lines loaded before ends the database as
 // one whose every line is parsed and looked up: the same lines, rejects,
-// counts and roll-ups.
+// counts and roll-ups, and roll-ups that are what the lines give.
 func TestIngester_ReexportPassesOverLoadedBlocks(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -81,6 +83,22 @@ func TestIngester_ReexportPassesOverLoadedBlocks(t *testing.T) {
 		}
 		results = append(results, res)
 		dumps = append(dumps, dumpTables(t, raw))
+		// The roll-ups, kept up to date batch by batch, are what the
+		// lines give.
+		for _, month := range []time.Month{10, 11} {
+			m := time.Date(2026, month, 1, 0, 0, 0, 0, in.Zone)
+			sales, err := db.MonthlySales(ctx, m, m, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, err := db.SalesByCategory(ctx, store.Period{From: m, To: m.AddDate(0, 1, 0)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sales[m.Format("2006-01")]; len(lines) == 0 || !slices.Equal(got, lines) {
+				t.Errorf("%s, blocks forgotten %v: roll-up %+v, the lines give %+v", m.Format("2006-01"), forget, got, lines)
+			}
+		}
 	}
 	counts := func(r etl.Result) [5]int64 {
 		return [5]int64{int64(r.Ingested), int64(r.Failed), r.Loaded, r.Duplicate, r.Rejected}
