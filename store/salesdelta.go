@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -48,16 +47,14 @@ type salesDelta struct {
 	// partial: an insert left some lines out, and sums is not used.
 	partial bool
 	// sums are the lines' by local day, store and category, the local
-	// day at offset seconds from UTC (mixed if the lines saw more than
-	// one); none if the roll-ups have no zone or the days of the first
-	// lines held too few for the commit to add sums.
-	sums           map[dayGroup]*salesSums
-	zone           *time.Location
-	zoneRead       bool
-	offset         int64
-	offsetSet      bool
-	mixed          bool
-	offFrom, offTo int64 // the times the zone's offset holds
+	// day at offset seconds from UTC, the zone's offset at the first
+	// line (the commit uses them only if it held for all the batch's
+	// days); none if the roll-ups have no zone or the days of the first
+	// lines held too few for the commit to add sums. decided: whether to
+	// make them was settled at the first insert.
+	sums    map[dayGroup]*salesSums
+	offset  int64
+	decided bool
 	// stores are the receipt numbers seen of each store, and run the
 	// receipt of the last line: see countReceipt.
 	stores map[string]*storeReceipts
@@ -166,7 +163,9 @@ func (b *Batch) rollSales(ctx context.Context) error {
 		}
 	}
 	var daily map[salesKey]*salesSums
-	if d.partial || d.sums == nil || d.mixed || d.offset != offset {
+	// The offset held over the batch's days (else they were marked
+	// above): the first line's, which the sums were made at.
+	if d.partial || d.sums == nil {
 		if daily, err = b.sumLines(ctx, offset, stale); err != nil {
 			return err
 		}
@@ -257,11 +256,11 @@ func (b *Batch) added(ctx context.Context, q []PurchaseLine, first int64) error 
 	if d.partial {
 		return nil
 	}
-	if !d.zoneRead {
+	if !d.decided {
 		// Only if the commit will want them: if the days of the first
 		// lines hold as many lines as it asks of the batch's days. A
 		// first load of days marks them.
-		d.zoneRead = true
+		d.decided = true
 		var from, to int64 = 1 << 62, -1 << 62
 		for _, p := range q {
 			day := utcDay(p.At.Unix())
@@ -274,32 +273,19 @@ func (b *Batch) added(ctx context.Context, q []PurchaseLine, first int64) error 
 		if held < int64(len(q))*linesHeld {
 			return nil
 		}
-		if d.zone, err = rollupZone(ctx, b.tx); err != nil {
-			return err
+		zone, err := rollupZone(ctx, b.tx)
+		if err != nil || zone == nil {
+			return err // without a zone, the commit marks the days
 		}
+		_, off := time.Unix(q[0].At.Unix(), 0).In(zone).Zone()
+		d.offset = int64(off)
 		d.sums, d.stores, d.names = map[dayGroup]*salesSums{}, map[string]*storeReceipts{}, map[string]string{}
 	}
-	if d.sums == nil || d.zone == nil {
+	if d.sums == nil {
 		return nil // the commit reads the lines back, or marks their days
 	}
 	for i, p := range q {
 		at := p.At.Unix()
-		if at < d.offFrom || at >= d.offTo {
-			t := time.Unix(at, 0).In(d.zone)
-			_, off := t.Zone()
-			from, to := t.ZoneBounds()
-			d.offFrom, d.offTo = math.MinInt64, math.MaxInt64
-			if !from.IsZero() {
-				d.offFrom = from.Unix()
-			}
-			if !to.IsZero() {
-				d.offTo = to.Unix()
-			}
-			if d.offsetSet && int64(off) != d.offset {
-				d.mixed = true
-			}
-			d.offset, d.offsetSet = int64(off), true
-		}
 		g := dayGroup{utcDay(at + d.offset), d.name(p.StoreCode), d.name(p.Category)}
 		s := d.sums[g]
 		if s == nil {
