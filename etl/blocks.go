@@ -35,6 +35,10 @@ const (
 	// at 8192, reached about once in ten million lines, the largest file
 	// held the most rows and peaked a few MiB higher.
 	maxBlockRows = 2048
+	// maxBlockBytes ends a block of rows unusually long (a purchase line
+	// is some 100 bytes, so 2,048 of them some 200 KB), which bounds the
+	// bytes held whatever the rows.
+	maxBlockBytes = 4 << 20
 	// blockVersion is part of every block's hash: change it when the
 	// parsing of a purchase line changes what it accepts.
 	blockVersion = "purchases 1"
@@ -55,6 +59,7 @@ type blocker struct {
 	sum    hash.Hash
 	layout []byte // the columns' positions, hashed first into every block
 	clean  bool   // every row of the block so far was read
+	size   int    // bytes of the block's fields
 	buf    []byte
 }
 
@@ -93,8 +98,9 @@ func (b *blocker) row(r *csvRow) error {
 	}
 	b.buf = binary.AppendUvarint(b.buf, uint64(len(row.fields)))
 	b.sum.Write(b.buf)
+	b.size += len(b.buf)
 	b.rows = append(b.rows, blockRow{row: row})
-	if crc32.Checksum(b.buf, castagnoli)&blockMask == 0 || len(b.rows) >= maxBlockRows {
+	if crc32.Checksum(b.buf, castagnoli)&blockMask == 0 || len(b.rows) >= maxBlockRows || b.size >= maxBlockBytes {
 		return b.end()
 	}
 	return nil
@@ -119,7 +125,7 @@ func (b *blocker) end() error {
 	defer func() {
 		clear(rows)
 		clear(b.fields)
-		b.rows, b.fields, b.clean = rows[:0], b.fields[:0], true
+		b.rows, b.fields, b.clean, b.size = rows[:0], b.fields[:0], true, 0
 		b.sum.Reset()
 	}()
 	last := rows[len(rows)-1].line()

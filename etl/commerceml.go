@@ -20,8 +20,10 @@ const FeedOrders = "orders"
 // customer, product or group tree is held at a time.
 const (
 	xmlMaxDepth     = 64
-	xmlMaxNodes     = 200000  // in one document or group tree
-	xmlMaxText      = 1 << 20 // bytes of one element's text
+	xmlMaxNodes     = 200000   // in one document or group tree
+	xmlMaxText      = 1 << 20  // bytes of one element's text
+	xmlMaxTree      = 16 << 20 // bytes of text and attributes in one document or group tree
+	xmlMaxToken     = 2 << 20  // bytes of input one token may span (a text, a tag, a comment)
 	xmlMaxTokens    = 50000000
 	xmlMaxDocuments = 1000000
 )
@@ -84,7 +86,8 @@ type cmlSink struct {
 // the bytes are: 1C keeps encoding="windows-1251" in the declaration of
 // files it re-encoded to UTF-8, so the bytes decide, not the declaration.
 func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
-	d := xml.NewDecoder(r)
+	d := &cmlDecoder{lim: newRunLimit(r, xmlMaxToken)}
+	d.Decoder = xml.NewDecoder(d.lim)
 	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
 		if isUTF8 {
 			return in, nil
@@ -95,7 +98,7 @@ func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
 	tokens := 0
 	sawRoot := false
 	for {
-		tok, err := d.Token()
+		tok, err := d.token()
 		if errors.Is(err, io.EOF) {
 			if !sawRoot {
 				return &FileError{Reason: "no XML element: the file is empty or not XML"}
@@ -170,12 +173,33 @@ func attr(t xml.StartElement, name string) string {
 	return ""
 }
 
-func line(d *xml.Decoder) int {
+// cmlDecoder is an xml.Decoder whose tokens each span at most xmlMaxToken
+// bytes of input: encoding/xml holds a whole token in memory, however long.
+type cmlDecoder struct {
+	*xml.Decoder
+	lim *runLimit
+}
+
+func (d *cmlDecoder) token() (xml.Token, error) {
+	start := line(d)
+	tok, err := d.Token()
+	if d.lim.tripped {
+		return nil, &FileError{Reason: fmt.Sprintf("line %d: an XML token longer than %d KiB", start, xmlMaxToken>>10)}
+	}
+	d.lim.mark()
+	return tok, err
+}
+
+func line(d interface{ InputPos() (int, int) }) int {
 	l, _ := d.InputPos()
 	return l
 }
 
-func xmlError(d *xml.Decoder, err error) error {
+func xmlError(d *cmlDecoder, err error) error {
+	var fe *FileError
+	if errors.As(err, &fe) {
+		return err
+	}
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
 		return &FileError{Reason: fmt.Sprintf("line %d: broken XML: %s", se.Line, se.Msg)}
@@ -185,18 +209,20 @@ func xmlError(d *xml.Decoder, err error) error {
 
 // readTree reads the element that start opened into memory, within the
 // limits.
-func readTree(d *xml.Decoder, start xml.StartElement, depth int) (*xnode, error) {
+func readTree(d *cmlDecoder, start xml.StartElement, depth int) (*xnode, error) {
 	root := &xnode{name: start.Name.Local, line: line(d)}
+	size := 0 // bytes of text and attributes held
 	for _, a := range start.Attr {
 		if root.attrs == nil {
 			root.attrs = map[string]string{}
 		}
 		root.attrs[a.Name.Local] = a.Value
+		size += len(a.Name.Local) + len(a.Value)
 	}
 	stack := []*xnode{root}
 	nodes := 1
 	for len(stack) > 0 {
-		tok, err := d.Token()
+		tok, err := d.token()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil, &FileError{Reason: fmt.Sprintf("the file ends inside <%s>: truncated", stack[len(stack)-1].name)}
@@ -220,6 +246,9 @@ func readTree(d *xml.Decoder, start xml.StartElement, depth int) (*xnode, error)
 		case xml.CharData:
 			if top.text.Len()+len(t) > xmlMaxText {
 				return nil, &FileError{Reason: fmt.Sprintf("line %d: text of <%s> longer than %d bytes", line(d), top.name, xmlMaxText)}
+			}
+			if size += len(t); size > xmlMaxTree {
+				return nil, &FileError{Reason: fmt.Sprintf("line %d: <%s> holds more than %d MiB of text", line(d), root.name, xmlMaxTree>>20)}
 			}
 			top.text.Write(t)
 		}

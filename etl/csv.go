@@ -27,6 +27,9 @@ const (
 	maxHeaderBytes = 64 << 10
 	maxFields      = 256
 	maxFieldBytes  = 64 << 10
+	// maxRowBytes bounds one row, however many lines it spans: a quote
+	// left open would otherwise make the rest of the file one row.
+	maxRowBytes = 1 << 20
 )
 
 // decoder returns a reader that yields UTF-8 text from r in the given
@@ -104,8 +107,9 @@ func (r *csvRow) get(key string) string {
 	return strings.TrimSpace(r.fields[i])
 }
 
-// FileError is a problem with a file as a whole: it is marked failed and
-// nothing of it is loaded.
+// FileError is a problem with a file as a whole: it is marked failed, and
+// only what was read before the problem is loaded (nothing, for a problem
+// with its header or its format).
 type FileError struct {
 	Reason string
 }
@@ -136,7 +140,8 @@ func (e *RowError) Error() string {
 // slice, are reused for the next row: fn keeps copies, not the row (the
 // field strings themselves are never changed).
 func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) error) error {
-	br := bufio.NewReaderSize(r, maxHeaderBytes)
+	lim := newRunLimit(r, maxRowBytes+maxHeaderBytes)
+	br := bufio.NewReaderSize(lim, maxHeaderBytes)
 	head, err := br.Peek(maxHeaderBytes)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return fmt.Errorf("read header: %w", err)
@@ -160,14 +165,23 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 	if err != nil {
 		return &FileError{Reason: fmt.Sprintf("read header: %v", err)}
 	}
+	if lim.tripped {
+		return &FileError{Reason: fmt.Sprintf("the header is longer than %d KiB: not a CSV file", maxRowBytes>>10)}
+	}
+	lim.mark()
 	header = append([]string(nil), header...) // the reader reuses its slice
 	index, err := f.matchHeader(header)
 	if err != nil {
 		return err
 	}
 	row := &csvRow{index: index, feed: &f}
+	last := 1 // the line of the last row read
 	for {
 		rec, err := cr.Read()
+		if lim.tripped {
+			return longRow(cr, rec, err, last)
+		}
+		lim.mark()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -182,6 +196,7 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 			return fmt.Errorf("read: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
+		last = line
 		if isBlank(rec) {
 			continue
 		}
@@ -208,6 +223,21 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 			return err
 		}
 	}
+}
+
+// longRow is the error for a row cut off at maxRowBytes, named by the
+// line it began on.
+func longRow(cr *csv.Reader, rec []string, err error, last int) error {
+	reason := fmt.Sprintf("a row longer than %d KiB: a quote left open?", maxRowBytes>>10)
+	var pe *csv.ParseError
+	switch {
+	case errors.As(err, &pe):
+		return &FileError{Reason: fmt.Sprintf("line %d: %s", pe.StartLine, reason)}
+	case err == nil && len(rec) > 0:
+		line, _ := cr.FieldPos(0)
+		return &FileError{Reason: fmt.Sprintf("line %d: %s", line, reason)}
+	}
+	return &FileError{Reason: fmt.Sprintf("after line %d: more than %d KiB without a row", last, maxRowBytes>>10)}
 }
 
 func isBlank(rec []string) bool {
