@@ -358,7 +358,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if errors.As(err, &fe) {
 		res.Failed++
 		log.Error("file failed", "reason", fe.Reason)
-		in.writeRejects(ctx, id, path, e.Name, fe.Reason, log)
+		in.writeRejects(ctx, id, path, e.Name, failureNote(fe, counts), log)
 		archive(true)
 		return nil, in.DB.FinishFile(ctx, id, counts, fe.Reason)
 	}
@@ -554,8 +554,17 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// failureNote is what the rejects file of a failed file says: whether any of
+// it was loaded, and why it failed.
+func failureNote(fe *FileError, c store.FileCounts) string {
+	if n := c.Loaded + c.Duplicate; n > 0 {
+		return fmt.Sprintf("файл загружен не до конца (до этого места строк: %d): %s", n, fe.Reason)
+	}
+	return "файл не загружен: " + fe.Reason
+}
+
 // writeRejects writes NAME.rejects.csv beside the spooled copy of a file:
-// its rejected rows, or why the whole file failed, for the 1C
+// why the whole file failed, if it did, and its rejected rows, for the 1C
 // administrator to open in Excel (UTF-8 with a BOM, ";", CRLF). A failure
 // is logged: the rejects stay in the database either way.
 func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, failure string, log *slog.Logger) {
@@ -567,7 +576,9 @@ func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, 
 		w.Write([]string{"Файл", "Строка", "Поле", "Причина"})
 		err := func() error {
 			if failure != "" {
-				return w.Write([]string{name, "", "", "файл не загружен: " + failure})
+				if err := w.Write([]string{name, "", "", failure}); err != nil {
+					return err
+				}
 			}
 			return in.DB.EachReject(ctx, fileID, func(r store.Reject) error {
 				return w.Write([]string{r.File, strconv.Itoa(r.Line), r.Field, r.Reason})

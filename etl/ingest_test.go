@@ -2,6 +2,7 @@ package etl_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -392,5 +393,42 @@ func TestIngester_RefusesUnsafeNames(t *testing.T) {
 	}
 	if s := status(t, db); s.Files.Ingested+s.Files.Failed != 0 {
 		t.Fatal(s.Files)
+	}
+}
+
+// TestIngestFiles_RowCutOff: a quote left open before a megabyte of rows
+// fails the file at the row it opened on; the rows before it stay loaded
+// and the rejects file says so.
+func TestIngestFiles_RowCutOff(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	var b strings.Builder
+	b.WriteString("НомерЧека;НомерСтроки;Дата;Магазин;КодКлиента;КодТовара;Товар;Категория;Количество;Цена;Сумма\r\n")
+	b.WriteString("R1;1;01.11.2026;0001;;T1;Молоко;Молочное;1;89,90;89,90\r\n")
+	b.WriteString("R1;2;01.11.2026;0001;;T2;Хлеб;Хлеб;1;45,00;45,00\r\n")
+	b.WriteString("R2;1;01.11.2026;0001;;T1;\"Молоко;Молочное;1;89,90;89,90\r\n")
+	for i := 0; b.Len() < 3<<20; i++ {
+		fmt.Fprintf(&b, "R%d;1;01.11.2026;0001;;T1;Молоко;Молочное;1;89,90;89,90\r\n", i+3)
+	}
+	path := filepath.Join(t.TempDir(), "purchases_open_quote.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := in.IngestFiles(ctx, etl.FeedPurchases, []string{path})
+	if err != nil || res.Failed != 1 {
+		t.Fatalf("res = %+v, err %v: want the file failed", res, err)
+	}
+	if s := status(t, db); s.PurchaseLines != 2 {
+		t.Fatalf("%d purchase lines, want the 2 before the row cut off", s.PurchaseLines)
+	}
+	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*purchases_open_quote.csv.rejects.csv"))
+	if len(found) != 1 {
+		t.Fatalf("rejects files: %v", found)
+	}
+	got, _ := os.ReadFile(found[0])
+	want := "\ufeffФайл;Строка;Поле;Причина\r\n" +
+		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): line 4: a row longer than 1024 KiB: a quote left open?\r\n"
+	if string(got) != want {
+		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
 }

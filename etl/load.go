@@ -2,6 +2,7 @@ package etl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,6 +76,19 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	}
 	defer func() { batch.Rollback() }()
 	pending, last, began := 0, resume.Checkpoint, time.Now()
+	// cutOff ends a load stopped by a problem with the file as a whole.
+	// What was read before the problem is committed, as the batches
+	// before it were, so that a file ends the same wherever in it the
+	// problem lies. Any other error leaves the batch to be loaded again.
+	cutOff := func(err error) (store.FileCounts, error) {
+		var fe *FileError
+		if errors.As(err, &fe) {
+			if cerr := batch.Checkpoint(ctx, last, &c); cerr != nil {
+				return c, cerr
+			}
+		}
+		return c, err
+	}
 	// step loads what is at pos (a line, or a CommerceML item) unless a
 	// cut-off load already did, then commits the batch with pos as its
 	// checkpoint once it is full, has held the write lock for batchTime,
@@ -151,7 +165,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		f.Seek(0, io.SeekStart)
 		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record, step: step}
 		if err := x.read(f, enc == EncodingUTF8); err != nil {
-			return c, err
+			return cutOff(err)
 		}
 		if n, err := batch.Categorize(ctx); err != nil {
 			return c, err
@@ -204,7 +218,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 	}
 	if err := readErr(); err != nil {
-		return c, err
+		return cutOff(err)
 	}
 	if err := batch.Checkpoint(ctx, last, &c); err != nil {
 		return c, err
@@ -285,10 +299,17 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 			}
 			return flush()
 		}
+		// What was read before a problem with the file as a whole goes
+		// on too: the load commits it (see cutOff).
+		var fe *FileError
+		goOn := func() bool { return err == nil || errors.As(err, &fe) }
 		if known != nil {
 			b := newBlocker(known, parse, add, skip)
-			if err = readCSV(src, f, b.row, b.bad); err == nil {
-				err = b.end()
+			err = readCSV(src, f, b.row, b.bad)
+			if goOn() {
+				if e := b.end(); e != nil {
+					err = e
+				}
 			}
 		} else {
 			err = readCSV(src, f, func(row *csvRow) error {
@@ -304,8 +325,10 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 				return add(parsedRow{line: e.Line, bad: e})
 			})
 		}
-		if err == nil && len(chunk) > 0 {
-			err = flush()
+		if goOn() && len(chunk) > 0 {
+			if e := flush(); e != nil {
+				err = e
+			}
 		}
 	}()
 	return ch, func() error { return err }
