@@ -263,6 +263,7 @@ func (a *app) dispatcher(t *mailer.Templates) (*mailer.Dispatcher, error) {
 
 // job runs one step and records its outcome for status.
 func (a *app) job(ctx context.Context, name string, fn func(context.Context) (string, error)) error {
+	defer memory.enter(name)()
 	started := a.db.Now()
 	clock := time.Now()
 	detail, err := fn(ctx)
