@@ -86,6 +86,9 @@ type Ingester struct {
 	RetryWait time.Duration
 	// KeepDays is how long spooled copies are kept; 0 keeps them.
 	KeepDays int
+	// MaxFileBytes: a larger file is refused without being downloaded
+	// (recorded as failed, with a rejects file saying why); 0 means 4 GiB.
+	MaxFileBytes int64
 	// Progress, if set, is told after each file of a source how many of
 	// its files are done and the rows loaded so far.
 	Progress func(source string, done, total int, rows int64)
@@ -323,6 +326,10 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 		return nil, nil // seen before: loaded, failed or a duplicate
 	}
 	log := in.log().With("source", spec.Name, "file", e.Name, "feed", feed)
+	if limit := in.maxFileBytes(); e.Size > limit {
+		reason := fmt.Sprintf("%s, more than the %s a file may hold", sizeText(e.Size), sizeText(limit))
+		return nil, in.refuse(ctx, spec.Name, v, feed, reason, res, log)
+	}
 	path, sum, enc, err := in.download(ctx, spec, e, log)
 	var spoolErr *spoolError
 	switch {
@@ -468,9 +475,9 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log 
 	if err = tmp.Close(); err != nil {
 		return "", "", "", &spoolError{err}
 	}
-	dir := filepath.Join(in.Spool, "archive", spec.Name, in.now().UTC().Format("2006-01-02"))
-	if err = os.MkdirAll(dir, 0o750); err != nil {
-		return "", "", "", &spoolError{err}
+	dir, err := in.archiveDir(spec.Name)
+	if err != nil {
+		return "", "", "", err
 	}
 	path = filepath.Join(dir, sum[:12]+"_"+e.Name)
 	if err = os.Rename(tmp.Name(), path); err != nil {
@@ -482,6 +489,16 @@ func (in *Ingester) download(ctx context.Context, spec SourceSpec, e Entry, log 
 	return path, sum, enc, nil
 }
 
+// archiveDir makes and returns the folder of the day's copies of a
+// source's files.
+func (in *Ingester) archiveDir(source string) (string, error) {
+	dir := filepath.Join(in.Spool, "archive", source, in.now().UTC().Format("2006-01-02"))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", &spoolError{err}
+	}
+	return dir, nil
+}
+
 // copyFrom copies a file into w from offset *n, adding what was written
 // to *n even when the copy breaks, so that a retry resumes there.
 func copyFrom(ctx context.Context, src Source, e Entry, w io.Writer, n *int64) error {
@@ -489,7 +506,7 @@ func copyFrom(ctx context.Context, src Source, e Entry, w io.Writer, n *int64) e
 	if err != nil {
 		return err
 	}
-	cw := &countingWriter{w: w}
+	cw := &countingWriter{w: w, max: e.Size - *n}
 	_, err = io.CopyBuffer(cw, rc, make([]byte, 256<<10))
 	*n += cw.n
 	if cerr := rc.Close(); err == nil {
@@ -514,15 +531,20 @@ func copyFrom(ctx context.Context, src Source, e Entry, w io.Writer, n *int64) e
 type countingWriter struct {
 	w    io.Writer
 	n    int64
+	max  int64 // what the listing left to read: a copy stops soon after
 	werr error
 }
+
+// errLonger: a file went on past the size listed (it grew, or it is not
+// a file at all): the copy stops instead of filling the spool's disk.
+var errLonger = fmt.Errorf("longer than listed: %w", errChanged)
 
 func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	rf, ok := c.w.(io.ReaderFrom)
 	if !ok {
 		return io.Copy(struct{ io.Writer }{c}, r)
 	}
-	er := &errReader{r: r}
+	er := &errReader{r: io.LimitReader(r, c.max-c.n+1)}
 	n, err := rf.ReadFrom(er)
 	c.n += n
 	if err != nil && er.err == nil {
@@ -550,8 +572,43 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	if err != nil {
 		c.werr = err
+		return n, err
 	}
-	return n, err
+	if c.n > c.max {
+		return n, errLonger
+	}
+	return n, nil
+}
+
+func sizeText(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d bytes", n)
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
+
+func (in *Ingester) maxFileBytes() int64 {
+	if in.MaxFileBytes > 0 {
+		return in.MaxFileBytes
+	}
+	return 4 << 30
+}
+
+// refuse records a file as failed without downloading it, and writes its
+// rejects file, saying why, where its copy would have been.
+func (in *Ingester) refuse(ctx context.Context, source string, v store.FileVersion, feed, reason string, res *Result, log *slog.Logger) error {
+	id, err := in.DB.RefuseFile(ctx, v, feed, reason)
+	if err != nil {
+		return err
+	}
+	res.Failed++
+	log.Error("file refused", "reason", reason)
+	dir, err := in.archiveDir(source)
+	if err != nil {
+		return err
+	}
+	in.writeRejects(ctx, id, filepath.Join(dir, v.Name), v.Name, "файл не загружен: "+reason, log)
+	return nil
 }
 
 // failureNote is what the rejects file of a failed file says: whether any of

@@ -3,6 +3,7 @@ package etl_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -421,6 +422,18 @@ func TestIngestFiles_RowCutOff(t *testing.T) {
 	if s := status(t, db); s.PurchaseLines != 2 {
 		t.Fatalf("%d purchase lines, want the 2 before the row cut off", s.PurchaseLines)
 	}
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, in.Zone)
+	sales, err := in.DB.MonthlySales(ctx, nov, nov, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revenue int64
+	for _, s := range sales["2026-11"] {
+		revenue += s.RevenueKop
+	}
+	if revenue != 8990+4500 {
+		t.Fatalf("November's revenue in the roll-ups %d kopecks, want the 2 lines' %d", revenue, 8990+4500)
+	}
 	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*purchases_open_quote.csv.rejects.csv"))
 	if len(found) != 1 {
 		t.Fatalf("rejects files: %v", found)
@@ -430,5 +443,82 @@ func TestIngestFiles_RowCutOff(t *testing.T) {
 		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): line 4: a row longer than 1024 KiB: a quote left open?\r\n"
 	if string(got) != want {
 		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestIngester_RefusesLargeFile(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	in.MaxFileBytes = 64
+	drop := t.TempDir()
+	path := filepath.Join(drop, "stores.csv")
+	os.WriteFile(path, []byte("Код;Наименование\r\n0001;Тверская\r\n0002;Арбат\r\n0003;Ленинский проспект\r\n"), 0o644)
+	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}}
+	res, err := in.Run(ctx, []etl.SourceSpec{spec})
+	if err != nil || res.Failed != 1 || res.Ingested != 0 {
+		t.Fatalf("res = %+v, err %v: want the file refused", res, err)
+	}
+	if s := status(t, db); s.Stores != 0 || s.Files.Failed != 1 {
+		t.Fatalf("stores %d, files %+v: want nothing loaded and the file failed", s.Stores, s.Files)
+	}
+	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "office", "*", "stores.csv.rejects.csv"))
+	if len(found) != 1 {
+		t.Fatalf("rejects files: %v", found)
+	}
+	want := "\ufeffФайл;Строка;Поле;Причина\r\nstores.csv;;;файл не загружен: 115 bytes, more than the 64 bytes a file may hold\r\n"
+	if got, _ := os.ReadFile(found[0]); string(got) != want {
+		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(in.Spool, "tmp")); len(tmp) != 0 {
+		t.Fatalf("left in the spool: %v", tmp)
+	}
+	// Not tried again while it stays as it is; taken once it changes.
+	if res, err := in.Run(ctx, []etl.SourceSpec{spec}); err != nil || res.Failed != 0 {
+		t.Fatalf("second run: %+v, %v", res, err)
+	}
+	os.WriteFile(path, []byte("Код\r\n0001\r\n"), 0o644)
+	os.Chtimes(path, time.Now(), time.Now().Add(-time.Minute))
+	if res, err := in.Run(ctx, []etl.SourceSpec{spec}); err != nil || res.Ingested != 1 {
+		t.Fatalf("the file made smaller: %+v, %v", res, err)
+	}
+}
+
+// endless is a source whose one file goes on past the size listed, as a
+// file still being written or a device would.
+type endless struct{ read int64 }
+
+func (s *endless) List(context.Context) ([]etl.Entry, error) {
+	return []etl.Entry{{Name: "stores.csv", Size: 1000, ModTime: time.Now().Add(-time.Hour)}}, nil
+}
+
+func (s *endless) Open(context.Context, string, int64) (io.ReadCloser, error) {
+	return io.NopCloser(s), nil
+}
+
+func (s *endless) Read(p []byte) (int, error) {
+	if s.read >= 64<<20 {
+		return 0, io.EOF
+	}
+	for i := range p {
+		p[i] = 'x'
+	}
+	s.read += int64(len(p))
+	return len(p), nil
+}
+
+func (s *endless) Close() error { return nil }
+
+func TestIngester_StopsPastListedSize(t *testing.T) {
+	in, db := newIngester(t)
+	src := &endless{}
+	res, err := in.Run(context.Background(), []etl.SourceSpec{{Name: "office", Source: src}})
+	if err != nil || res.Ingested != 0 || res.Failed != 0 || res.SourceErrors != 0 {
+		t.Fatalf("res = %+v, err %v: want the file left for the next run", res, err)
+	}
+	if src.read > 1<<20 {
+		t.Fatalf("read %d bytes of a file listed at 1000", src.read)
+	}
+	if s := status(t, db); s.Files.Failed+s.Files.Ingested != 0 {
+		t.Fatalf("files %+v: want none recorded", s.Files)
 	}
 }

@@ -107,6 +107,38 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 	return id, dup, resume, nil
 }
 
+// RefuseFile records a file version as failed without its content (it was
+// not downloaded), so that it is not tried again until it changes.
+func (db *DB) RefuseFile(ctx context.Context, v FileVersion, feed, reason string) (id int64, err error) {
+	now := db.now()
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM files WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
+			v.Source, v.Name, v.Size, v.MTime).Scan(&id)
+		switch {
+		case err == nil:
+			_, err = tx.ExecContext(ctx, `UPDATE files SET feed = ?, status = ?, error = ?, finished_at = ? WHERE id = ?`,
+				feed, FileFailed, reason, now, id)
+			return err
+		case errors.Is(err, sql.ErrNoRows):
+			res, err := tx.ExecContext(ctx, `INSERT INTO files
+				(source, name, size, mtime, sha256, feed, status, error, started_at, finished_at)
+				VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?)`,
+				v.Source, v.Name, v.Size, v.MTime, feed, FileFailed, reason, now, now)
+			if err != nil {
+				return err
+			}
+			id, err = res.LastInsertId()
+			return err
+		default:
+			return err
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("refuse file %s/%s: %w", v.Source, v.Name, err)
+	}
+	return id, nil
+}
+
 // FileCounts are the row outcomes of one file.
 type FileCounts struct {
 	Loaded, Duplicate, Rejected int64

@@ -190,7 +190,8 @@ func (a *app) source(i int, s SourceConfig) (etl.Source, error) {
 }
 
 func (a *app) ingester() *etl.Ingester {
-	in := &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now, KeepDays: a.cfg.SpoolKeepDays}
+	in := &etl.Ingester{DB: a.db, Spool: a.cfg.Spool, Zone: a.loc, Log: a.log, Now: a.db.Now, KeepDays: a.cfg.SpoolKeepDays,
+		MaxFileBytes: int64(a.cfg.MaxFileMB) << 20}
 	if p := a.progress; p != nil {
 		in.Progress = func(source string, done, total int, rows int64) {
 			p.show(done == total, "ingest %s %s %d/%d files, %d rows", source, bar(done, total), done, total, rows)

@@ -39,6 +39,8 @@ type Config struct {
 	Retention RetentionConfig `yaml:"retention"`
 	// SpoolKeepDays is how long downloaded copies are kept.
 	SpoolKeepDays int `yaml:"spool_keep_days"`
+	// MaxFileMB: a larger file on a source is refused without download.
+	MaxFileMB int `yaml:"max_file_mb"`
 
 	path  string         // the file it was read from
 	lines map[string]int // key path -> line, for error messages
@@ -456,6 +458,9 @@ func (c *Config) defaults() {
 	if c.SpoolKeepDays == 0 {
 		c.SpoolKeepDays = 30
 	}
+	if c.MaxFileMB == 0 {
+		c.MaxFileMB = 4096
+	}
 	if c.Admin.SourceFailures == 0 {
 		c.Admin.SourceFailures = 3
 	}
@@ -720,6 +725,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SpoolKeepDays < 0 {
 		return bad("spool_keep_days", "must not be negative")
+	}
+	if c.MaxFileMB < 0 {
+		return bad("max_file_mb", "must not be negative")
 	}
 	if t := c.Survey.Alerts.Threshold; t < 1 || t > 5 {
 		return bad("survey.alerts.threshold", "must be a rating from 1 to 5")

@@ -39,13 +39,14 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"not yaml", "", "did not find expected"},
 		{"misspelt column", "", `/etc/otklik.yaml:8: sources[0].columns.purchases.reciept: "reciept" is not a column of purchases (did you mean "receipt"?)`},
 		{"column of no CSV feed", "", `sources[0].columns.orders: "orders" is not a CSV feed`},
+		{"negative file limit", "max_file_mb: -1\n", "max_file_mb: must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := validConfig
 			switch tc.name {
 			case "unknown key with line":
 				body = strings.Replace(body, "  tls: none\n", "  tls: none\n  adress: x\n", 1)
-			case "unknown top key":
+			case "unknown top key", "negative file limit":
 				body += tc.edit
 			case "secret inline":
 				body = strings.Replace(body, "  tls: none\n", "  tls: none\n  password: hunter2\n", 1)
