@@ -64,11 +64,25 @@ type SourceSpec struct {
 	// After a file is loaded: Keep, Move into ProcessedDir, or Delete.
 	After        After
 	ProcessedDir string
-	// Encoding forces a CSV encoding; "" decides by the bytes.
-	Encoding string
+	// Encoding forces the encoding of CSV files; "" decides by the
+	// bytes. Encodings does so per feed, before Encoding. CommerceML
+	// files are always decided by their bytes.
+	Encoding  string
+	Encodings map[string]string
 	// Columns are the header names this source's 1C writes where they
 	// differ from the defaults: feed -> column key (see Columns) -> header.
 	Columns map[string]map[string]string
+}
+
+// encoding is the encoding the config forces on a feed's files, or "".
+func (s SourceSpec) encoding(feed string) string {
+	if feed == FeedOrders {
+		return "" // the bytes decide, whatever the declaration (readCommerceML)
+	}
+	if e := s.Encodings[feed]; e != "" {
+		return e
+	}
+	return s.Encoding
 }
 
 // Ingester loads drops into the store.
@@ -342,8 +356,8 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 		log.Error("download", "err", err)
 		return err, nil
 	}
-	if spec.Encoding != "" {
-		enc = spec.Encoding
+	if forced := spec.encoding(feed); forced != "" {
+		enc = forced
 	}
 	id, dup, resume, err := in.DB.BeginFile(ctx, v, sum, feed, enc)
 	if err != nil {

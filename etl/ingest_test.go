@@ -2,6 +2,7 @@ package etl_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -520,5 +521,51 @@ func TestIngester_StopsPastListedSize(t *testing.T) {
 	}
 	if s := status(t, db); s.Files.Failed+s.Files.Ingested != 0 {
 		t.Fatalf("files %+v: want none recorded", s.Files)
+	}
+}
+
+// TestIngester_EncodingPerFeed: a feed's forced encoding wins over the
+// source's and over the bytes (Windows-1251 text that happens to be valid
+// UTF-8); CommerceML is decided by its bytes whatever is forced.
+func TestIngester_EncodingPerFeed(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	drop := t.TempDir()
+	// "Рџ" in Windows-1251 is D0 9F, which UTF-8 reads as "П".
+	os.WriteFile(filepath.Join(drop, "stores.csv"), []byte("code;name\r\n0001;\xd0\x9f\r\n"), 0o644)
+	os.WriteFile(filepath.Join(drop, "customers.csv"), []byte("code;name\r\nC1;\xd0\x9f\r\n"), 0o644)
+	raw, err := os.ReadFile("../testdata/malformed/orders_declared_cp1251_but_utf8.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(drop, "orders.xml"), raw, 0o644)
+	// Windows-1251 for every CSV feed but stores, and never for XML.
+	spec := etl.SourceSpec{Name: "office", Source: &etl.Local{Dir: drop}, Encoding: etl.EncodingCP1251,
+		Encodings: map[string]string{etl.FeedStores: etl.EncodingUTF8},
+		Patterns:  map[string][]string{etl.FeedStores: {"stores*"}, etl.FeedCustomers: {"customers*"}, etl.FeedOrders: {"orders*"}}}
+	res, err := in.Run(ctx, []etl.SourceSpec{spec})
+	conn, cerr := sql.Open("sqlite", db.Path())
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	defer conn.Close()
+	if err != nil || res.Ingested != 3 {
+		var failed string
+		conn.QueryRow(`SELECT group_concat(name || ': ' || error, '; ') FROM files WHERE status = 'failed'`).Scan(&failed)
+		t.Fatalf("res = %+v, err %v; failed: %s", res, err, failed)
+	}
+	var store, customer, product string
+	for q, v := range map[string]*string{
+		`SELECT name FROM stores WHERE code = '0001'`:       &store,
+		`SELECT name FROM customers WHERE code = 'C1'`:      &customer,
+		`SELECT product FROM purchase_lines WHERE line = 1`: &product,
+	} {
+		if err := conn.QueryRow(q).Scan(v); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if store != "П" || customer != "Рџ" || product != "Стул" {
+		t.Fatalf("store %q, customer %q, product %q: want П (utf-8 forced), Рџ (windows-1251 forced), Стул (the bytes)",
+			store, customer, product)
 	}
 }

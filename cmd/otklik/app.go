@@ -125,7 +125,7 @@ func (a *app) specs() ([]etl.SourceSpec, error) {
 		}
 		after := map[string]etl.After{"keep": etl.Keep, "move": etl.Move, "delete": etl.Delete}[s.After]
 		out = append(out, etl.SourceSpec{
-			Name: s.Name, Source: src, Patterns: s.Patterns, Encoding: s.Encoding, Columns: s.Columns,
+			Name: s.Name, Source: src, Patterns: s.Patterns, Encoding: s.Encoding, Encodings: s.Encodings, Columns: s.Columns,
 			After: after, ProcessedDir: s.ProcessedDir,
 			Ready: etl.Readiness{
 				MinAge: time.Duration(s.Ready.MinAge), StableFor: time.Duration(s.Ready.StableFor),

@@ -77,6 +77,8 @@ type SourceConfig struct {
 	ProcessedDir     string              `yaml:"processed_dir"`
 	OutboundDir      string              `yaml:"outbound_dir"`
 	Encoding         string              `yaml:"encoding"`
+	// Encodings: feed -> the encoding of its files, before Encoding.
+	Encodings map[string]string `yaml:"encodings"`
 	// Columns: feed -> column -> the header this source's 1C writes.
 	Columns map[string]map[string]string `yaml:"columns"`
 }
@@ -606,6 +608,16 @@ func (c *Config) Validate() error {
 		case "", etl.EncodingUTF8, etl.EncodingCP1251:
 		default:
 			return bad(key+".encoding", "%q is not utf-8 or windows-1251 (leave empty to detect)", s.Encoding)
+		}
+		for _, feed := range slices.Sorted(maps.Keys(s.Encodings)) {
+			if etl.Columns(feed) == nil {
+				return bad(key+".encodings."+feed, "%q is not a CSV feed (stores, customers, purchases, promo_codes)", feed)
+			}
+			switch e := s.Encodings[feed]; e {
+			case etl.EncodingUTF8, etl.EncodingCP1251:
+			default:
+				return bad(key+".encodings."+feed, "%q is not utf-8 or windows-1251", e)
+			}
 		}
 		for feed, cols := range s.Columns {
 			known := etl.Columns(feed)

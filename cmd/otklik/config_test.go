@@ -40,6 +40,8 @@ func TestParseConfig_Errors(t *testing.T) {
 		{"misspelt column", "", `/etc/otklik.yaml:8: sources[0].columns.purchases.reciept: "reciept" is not a column of purchases (did you mean "receipt"?)`},
 		{"column of no CSV feed", "", `sources[0].columns.orders: "orders" is not a CSV feed`},
 		{"negative file limit", "max_file_mb: -1\n", "max_file_mb: must not be negative"},
+		{"encoding of no CSV feed", "", `sources[0].encodings.orders: "orders" is not a CSV feed`},
+		{"bad feed encoding", "", `sources[0].encodings.customers: "koi8-r" is not utf-8 or windows-1251`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := validConfig
@@ -48,6 +50,10 @@ func TestParseConfig_Errors(t *testing.T) {
 				body = strings.Replace(body, "  tls: none\n", "  tls: none\n  adress: x\n", 1)
 			case "unknown top key", "negative file limit":
 				body += tc.edit
+			case "encoding of no CSV feed":
+				body = strings.Replace(body, "    dir: drop\n", "    dir: drop\n    encodings: {orders: utf-8}\n", 1)
+			case "bad feed encoding":
+				body = strings.Replace(body, "    dir: drop\n", "    dir: drop\n    encodings: {customers: koi8-r}\n", 1)
 			case "secret inline":
 				body = strings.Replace(body, "  tls: none\n", "  tls: none\n  password: hunter2\n", 1)
 			case "bad window":
