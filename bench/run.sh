@@ -120,11 +120,12 @@ echo "$report_out"
 	echo "address). Every answer acknowledged must be in the database."
 	echo
 	echo "The sample drop of 100,000 customers and 30 days of purchases, with a 1,000,000-line purchases"
-	echo "export beside it, is ingested once without interruption; a copy is ingested by"
-	echo "\`otklik ingest\` (the built binary) killed with SIGKILL at 20 random moments and restarted"
-	echo "until it finishes. Each table (rows, rejects, per-file counts, roll-ups, blocks recorded) is"
-	echo "then compared with the uninterrupted run by row count and a hash of its rows; the ranges of"
-	echo "line ids, which follow each run's batches, must cover each run's own lines."
+	echo "export beside it, is ingested once without interruption. Then 20 trials, each on a fresh"
+	echo "database: \`otklik ingest\` (the built binary) is killed with SIGKILL at a random moment of"
+	echo "the uninterrupted run's time (in every other trial killed again while it resumes) and run"
+	echo "again to the end. After each trial every table (rows, rejects, per-file counts, roll-ups,"
+	echo "blocks recorded) is compared with the uninterrupted run's by row count and a hash of its rows;"
+	echo "the ranges of line ids, which follow each run's batches, must cover each run's own lines."
 	echo
 	echo "$ingest_out" | tables
 	echo
