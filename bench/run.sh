@@ -10,7 +10,7 @@ dl_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestDownloadBenc
 send_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestSendBenchmark|TestSendCrashLoop)$' -v ./cmd/otklik/)
 big_cmd=(env OTKLIK_BENCH=1 OTKLIK_BENCH_ROWS=10000000 go test -count=1 -timeout 60m -run '^TestIngestBenchmark$' -v ./cmd/otklik/)
 report_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^TestReportBenchmark$' -v ./cmd/otklik/)
-ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 30m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
+ingest_cmd=(env OTKLIK_BENCH=1 go test -count=1 -timeout 60m -run '^(TestIngestBenchmark|TestIngestCrashLoop|TestAnswersDuringIngest)$' -v ./cmd/otklik/)
 
 # tables prints the markdown tables in a run's output, with a blank line
 # between two tables so that each renders as its own.

@@ -47,8 +47,13 @@ func Dump(tb testing.TB, db *sql.DB, queries map[string]string) map[string]strin
 func CheckRanges(tb testing.TB, db *sql.DB) {
 	tb.Helper()
 	for _, c := range []struct{ what, query string }{
+		// A line's range is the last one to begin at or before it (ranges
+		// that overlap are the next check's to report): one lookup a line,
+		// where BETWEEN on both ends scanned every range for each.
 		{"lines outside every range, or outside its times", `SELECT count(*) FROM purchase_lines p WHERE NOT EXISTS (
-			SELECT 1 FROM purchase_ranges r WHERE p.id BETWEEN r.first_id AND r.last_id AND p.at BETWEEN r.first_at AND r.last_at)`},
+			SELECT 1 FROM (SELECT last_id, first_at, last_at FROM purchase_ranges r
+				WHERE r.first_id <= p.id ORDER BY r.first_id DESC LIMIT 1) r
+			WHERE p.id <= r.last_id AND p.at BETWEEN r.first_at AND r.last_at)`},
 		{"ranges overlapping another", `SELECT count(*) FROM purchase_ranges a JOIN purchase_ranges b
 			ON b.first_id > a.first_id AND b.first_id <= a.last_id`},
 		{"ranges upside down", `SELECT count(*) FROM purchase_ranges WHERE last_id < first_id OR last_at < first_at`},
