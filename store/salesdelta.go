@@ -353,8 +353,11 @@ func (b *Batch) countReceipt(ctx context.Context, g dayGroup, receipt string, id
 	if r.fresh {
 		return true, nil
 	}
+	// +?4, not ?4: SQLite would test a plain parameter against the
+	// partial index on category = '' and so prepare the statement again
+	// whenever its value changed, which was every other lookup.
 	look, err := b.stmt(ctx, `SELECT EXISTS (SELECT 1 FROM purchase_lines WHERE store_code = ?1 AND receipt = ?2
-		AND id < ?3 AND category = ?4 AND `+utcDaySQL("(at + ?5)")+` = ?6)`)
+		AND id < ?3 AND category = +?4 AND `+utcDaySQL("(at + ?5)")+` = ?6)`)
 	if err != nil {
 		return false, fmt.Errorf("sales roll-up: %w", err)
 	}
