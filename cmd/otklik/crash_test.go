@@ -73,6 +73,7 @@ func TestIngestCrashLoop(t *testing.T) {
 		t.Fatalf("clean ingest: %v\n%s", err, out)
 	}
 	took := time.Since(start)
+	t.Logf("clean ingest: %v", took.Round(time.Millisecond))
 	want := dump(t, filepath.Join(cleanDir, "otklik.db"))
 	for _, table := range []string{"customers", "purchase_lines", "rejects"} {
 		if strings.HasPrefix(want[table], "0 ") {
@@ -84,6 +85,7 @@ func TestIngestCrashLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	kills, midFile, equal := 0, 0, 0
 	for trial := range trials {
+		began := time.Now()
 		dir, cfg := setup()
 		// A kill at any moment of a clean run's time; in every other
 		// trial a second one while the run after it resumes.
@@ -119,6 +121,7 @@ func TestIngestCrashLoop(t *testing.T) {
 			equal++
 		}
 		os.RemoveAll(dir)
+		t.Logf("trial %d: %v", trial, time.Since(began).Round(time.Millisecond))
 	}
 	fmt.Printf("\n| ingest crash loop | purchase lines | trials (kill, run again) | kills | kills that cut a file after a committed batch | databases equal to a clean run |\n|---|---|---|---|---|---|\n")
 	fmt.Printf("| otklik ingest, SIGKILL at random moments | %s | %d | %d | %d | %d of %d |\n",
