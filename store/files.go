@@ -88,14 +88,7 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 			if dup {
 				finished = now
 			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO files
-				(source, name, size, mtime, sha256, feed, encoding, status, started_at, finished_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				v.Source, v.Name, v.Size, v.MTime, sha256, feed, encoding, status, now, finished)
-			if err != nil {
-				return err
-			}
-			id, err = res.LastInsertId()
+			id, err = insertFile(ctx, tx, v, sha256, feed, encoding, status, "", now, finished)
 			return err
 		default:
 			return err
@@ -120,14 +113,7 @@ func (db *DB) RefuseFile(ctx context.Context, v FileVersion, feed, reason string
 				feed, FileFailed, reason, now, id)
 			return err
 		case errors.Is(err, sql.ErrNoRows):
-			res, err := tx.ExecContext(ctx, `INSERT INTO files
-				(source, name, size, mtime, sha256, feed, status, error, started_at, finished_at)
-				VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?)`,
-				v.Source, v.Name, v.Size, v.MTime, feed, FileFailed, reason, now, now)
-			if err != nil {
-				return err
-			}
-			id, err = res.LastInsertId()
+			id, err = insertFile(ctx, tx, v, "", feed, "", FileFailed, reason, now, now)
 			return err
 		default:
 			return err
@@ -137,6 +123,20 @@ func (db *DB) RefuseFile(ctx context.Context, v FileVersion, feed, reason string
 		return 0, fmt.Errorf("refuse file %s/%s: %w", v.Source, v.Name, err)
 	}
 	return id, nil
+}
+
+// insertFile adds a file version to the ledger; finished is nil while it
+// loads.
+func insertFile(ctx context.Context, tx *sql.Tx, v FileVersion, sha256, feed, encoding, status, errMsg string,
+	started int64, finished any) (int64, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO files
+		(source, name, size, mtime, sha256, feed, encoding, status, error, started_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.Source, v.Name, v.Size, v.MTime, sha256, feed, encoding, status, errMsg, started, finished)
+	if err != nil {
+		return 0, err
+	}
+	return res.LastInsertId()
 }
 
 // FileCounts are the row outcomes of one file.
