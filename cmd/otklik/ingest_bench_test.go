@@ -47,8 +47,16 @@ func TestIngestBenchmark(t *testing.T) {
 	}
 	fi, _ := os.Stat(first)
 	cfg := dropConfig(t, dir, "")
+	// Each timed run starts on a quiet disk: what earlier runs (or the
+	// crash loop before this test) wrote is on the disk, so that neither
+	// side waits behind another's writeback in its fsyncs.
+	settle := func() {
+		syscall.Sync()
+		time.Sleep(2 * time.Second)
+	}
 	ingest := func() (time.Duration, int64) {
 		t.Helper()
+		settle()
 		cmd := binCmd(bin, cfg, "ingest")
 		start := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -76,6 +84,7 @@ BEGIN;
 INSERT OR IGNORE INTO purchase_lines SELECT receipt, line, date, store, customer, product_code, product, category, qty, price, sum, seller FROM staging;
 COMMIT;
 `), 0o644)
+		settle()
 		start := time.Now()
 		sh := exec.Command("sh", "-c", fmt.Sprintf("iconv -f WINDOWS-1251 -t UTF-8 %s > %s && sqlite3 %s < %s", first, utf8, db, script))
 		if out, err := sh.CombinedOutput(); err != nil {
@@ -156,6 +165,7 @@ COMMIT;
 		t.Fatalf("forget the blocks: %v\n%s", err, out)
 	}
 	refCfg := dropConfig(t, ref, "")
+	settle()
 	start := time.Now()
 	if out, err := binCmd(bin, refCfg, "ingest").CombinedOutput(); err != nil {
 		t.Fatalf("otklik ingest with the blocks forgotten: %v\n%s", err, out)
