@@ -29,6 +29,21 @@ func newIngester(tb testing.TB) (*etl.Ingester, *store.DB) {
 	return &etl.Ingester{DB: db, Spool: filepath.Join(dir, "spool"), Zone: msk, BatchSize: 100}, db
 }
 
+// rejectsFile reads the one rejects file in the spool's archive beside a
+// copy named by the glob name.
+func rejectsFile(tb testing.TB, in *etl.Ingester, name string) []byte {
+	tb.Helper()
+	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", name+".rejects.csv"))
+	if len(found) != 1 {
+		tb.Fatalf("rejects files %s: %v", name, found)
+	}
+	b, err := os.ReadFile(found[0])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 func status(tb testing.TB, db *store.DB) store.Status {
 	tb.Helper()
 	s, err := db.Status(context.Background())
@@ -211,14 +226,7 @@ func TestIngestFiles(t *testing.T) {
 		t.Fatalf("res = %+v", res)
 	}
 	// The rejects lie beside the archived copy, for Excel.
-	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*cp1251_crlf.csv.rejects.csv"))
-	if len(found) != 1 {
-		t.Fatalf("rejects files: %v", found)
-	}
-	b, err := os.ReadFile(found[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := rejectsFile(t, in, "*cp1251_crlf.csv")
 	lines := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
 	if len(lines) != 4 || lines[0] != "\ufeffФайл;Строка;Поле;Причина" ||
 		!strings.HasPrefix(lines[1], "cp1251_crlf.csv;4;") || !strings.HasPrefix(lines[3], "cp1251_crlf.csv;6;") {
@@ -229,11 +237,7 @@ func TestIngestFiles(t *testing.T) {
 	if res, err := in.IngestFiles(ctx, etl.FeedStores, []string{bad}); err != nil || res.Failed != 1 {
 		t.Fatalf("a file without its key column: %+v %v", res, err)
 	}
-	found, _ = filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*stores_nocode.csv.rejects.csv"))
-	if len(found) != 1 {
-		t.Fatalf("no rejects beside a failed file: %v", found)
-	}
-	if b, _ = os.ReadFile(found[0]); !strings.Contains(string(b), "stores_nocode.csv;;;файл не загружен: ") {
+	if b = rejectsFile(t, in, "*stores_nocode.csv"); !strings.Contains(string(b), "stores_nocode.csv;;;файл не загружен: ") {
 		t.Fatalf("rejects.csv of a failed file:\n%s", b)
 	}
 	if _, err := in.IngestFiles(ctx, "", []string{"../testdata/csv/purchases/empty.csv"}); err == nil {
@@ -435,11 +439,7 @@ func TestIngestFiles_RowCutOff(t *testing.T) {
 	if revenue != 8990+4500 {
 		t.Fatalf("November's revenue in the roll-ups %d kopecks, want the 2 lines' %d", revenue, 8990+4500)
 	}
-	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "*", "*", "*purchases_open_quote.csv.rejects.csv"))
-	if len(found) != 1 {
-		t.Fatalf("rejects files: %v", found)
-	}
-	got, _ := os.ReadFile(found[0])
+	got := rejectsFile(t, in, "*purchases_open_quote.csv")
 	want := "\ufeffФайл;Строка;Поле;Причина\r\n" +
 		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): line 4: a row longer than 1024 KiB: a quote left open?\r\n"
 	if string(got) != want {
@@ -462,12 +462,8 @@ func TestIngester_RefusesLargeFile(t *testing.T) {
 	if s := status(t, db); s.Stores != 0 || s.Files.Failed != 1 {
 		t.Fatalf("stores %d, files %+v: want nothing loaded and the file failed", s.Stores, s.Files)
 	}
-	found, _ := filepath.Glob(filepath.Join(in.Spool, "archive", "office", "*", "stores.csv.rejects.csv"))
-	if len(found) != 1 {
-		t.Fatalf("rejects files: %v", found)
-	}
 	want := "\ufeffФайл;Строка;Поле;Причина\r\nstores.csv;;;файл не загружен: 115 bytes, more than the 64 bytes a file may hold\r\n"
-	if got, _ := os.ReadFile(found[0]); string(got) != want {
+	if got := rejectsFile(t, in, "stores.csv"); string(got) != want {
 		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(in.Spool, "tmp")); len(tmp) != 0 {
