@@ -187,7 +187,7 @@ func (in *Ingester) takeAll(ctx context.Context, specs []SourceSpec, res *Result
 // brought up to date first (so that the load's batches can add to them),
 // the writer's load cache while load runs, and the days the load marked
 // refreshed at the end, after that cache is given back: the refresh reads
-// on the readers, and keeping the writer's 32 MiB through it set the peak
+// on the readers, and keeping the writer's load cache through it set the peak
 // memory of a large ingest.
 func (in *Ingester) loading(ctx context.Context, load func() error) error {
 	if err := in.rollUp(ctx); err != nil {

@@ -328,13 +328,16 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// LoadCache gives the writer 32 MiB of page cache for a load, which
+// LoadCache gives the writer 16 MiB of page cache for a load, which
 // inserts into the keys of large tables at random places (with SQLite's
-// default of 2 MiB it reads most of those pages again), moves the WAL's
+// default of 2 MiB it reads most of those pages again). Each page costs
+// twice its size in memory (the C allocator serves a 4 KiB page and its
+// header from an 8 KiB slot), and 32 MiB loaded no faster, at 1 or 10
+// million lines, new or overlapping a load, than 16. It moves the WAL's
 // checkpoints aside (checkpointAside), and returns what puts the defaults
 // back so that the other jobs stay small.
 func (db *DB) LoadCache(ctx context.Context) (restore func(), err error) {
-	if _, err := db.write.ExecContext(ctx, `PRAGMA cache_size = -32768`); err != nil {
+	if _, err := db.write.ExecContext(ctx, `PRAGMA cache_size = -16384`); err != nil {
 		return nil, fmt.Errorf("page cache: %w", err)
 	}
 	stop := db.checkpointAside(ctx)

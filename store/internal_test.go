@@ -88,9 +88,10 @@ func octoberHolds(t *testing.T, db *DB, zone *time.Location, lines int64) {
 	}
 }
 
-// While a load runs, its writes reach the database file through the
-// checkpoints run aside, although the writer's own automatic checkpoint
-// waits for 20,000 pages; afterwards the writer checkpoints as before.
+// While a load runs, the writer has its larger page cache, and its writes
+// reach the database file through the checkpoints run aside, although the
+// writer's own automatic checkpoint waits for 20,000 pages; afterwards the
+// writer has SQLite's default cache and checkpoints as before.
 func TestLoadCache_CheckpointsAside(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "otklik.db")
@@ -103,6 +104,14 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 		t.Helper()
 		var n int
 		if err := db.write.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cacheSize := func() int {
+		t.Helper()
+		var n int
+		if err := db.write.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -120,6 +129,9 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 	}
 	if n := autocheckpoint(); n != 20000 {
 		t.Errorf("during a load: wal_autocheckpoint %d, want 20000", n)
+	}
+	if n := cacheSize(); n != -16384 {
+		t.Errorf("during a load: cache_size %d, want -16384 (16 MiB)", n)
 	}
 	before := size()
 	b, err := db.BeginBatch(ctx, 0)
@@ -143,6 +155,9 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 	restore()
 	if n := autocheckpoint(); n != 1000 {
 		t.Errorf("after the load: wal_autocheckpoint %d, want 1000", n)
+	}
+	if n := cacheSize(); n != -2000 {
+		t.Errorf("after the load: cache_size %d, want SQLite's default -2000", n)
 	}
 }
 
