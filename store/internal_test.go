@@ -100,18 +100,10 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	autocheckpoint := func() int {
+	pragma := func(name string) int { // on the writer
 		t.Helper()
 		var n int
-		if err := db.write.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	cacheSize := func() int {
-		t.Helper()
-		var n int
-		if err := db.write.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&n); err != nil {
+		if err := db.write.QueryRowContext(ctx, `PRAGMA `+name).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -127,10 +119,10 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := autocheckpoint(); n != 20000 {
+	if n := pragma("wal_autocheckpoint"); n != 20000 {
 		t.Errorf("during a load: wal_autocheckpoint %d, want 20000", n)
 	}
-	if n := cacheSize(); n != -16384 {
+	if n := pragma("cache_size"); n != -16384 {
 		t.Errorf("during a load: cache_size %d, want -16384 (16 MiB)", n)
 	}
 	before := size()
@@ -153,10 +145,10 @@ func TestLoadCache_CheckpointsAside(t *testing.T) {
 		}
 	}
 	restore()
-	if n := autocheckpoint(); n != 1000 {
+	if n := pragma("wal_autocheckpoint"); n != 1000 {
 		t.Errorf("after the load: wal_autocheckpoint %d, want 1000", n)
 	}
-	if n := cacheSize(); n != -2000 {
+	if n := pragma("cache_size"); n != -2000 {
 		t.Errorf("after the load: cache_size %d, want SQLite's default -2000", n)
 	}
 }
