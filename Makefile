@@ -10,7 +10,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 GOBIN    := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test test-deps lint demo bench install clean
+.PHONY: all build test test-deps race lint demo bench install clean
 
 all: build
 
@@ -41,6 +41,16 @@ test-deps:
 
 test: test-deps
 	$(GO) test -count=1 -timeout 15m ./...
+
+# The same tests under the race detector (the daemon serves answers while
+# it loads and sends), which needs cgo and a C compiler: as root Debian's
+# gcc is installed here. About seven times slower, so not part of `test`.
+race: test-deps
+	@if ! command -v gcc >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing gcc (for the race detector)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null; \
+	fi
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
