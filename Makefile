@@ -44,7 +44,7 @@ test: test-deps
 
 # The same tests under the race detector (the daemon serves answers while
 # it loads and sends), which needs cgo and a C compiler: as root Debian's
-# gcc is installed here. About seven times slower, so not part of `test`.
+# gcc is installed here. Several times slower, so not part of `test`.
 race: test-deps
 	@if ! command -v gcc >/dev/null && [ "$$(id -u)" = 0 ]; then \
 		echo "installing gcc (for the race detector)"; \
