@@ -1,6 +1,7 @@
 package etl
 
 import (
+	"bufio"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -86,7 +87,18 @@ type cmlSink struct {
 // the bytes are: 1C keeps encoding="windows-1251" in the declaration of
 // files it re-encoded to UTF-8, so the bytes decide, not the declaration.
 func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
-	d := &cmlDecoder{lim: newRunLimit(r, xmlMaxToken)}
+	br := bufio.NewReaderSize(r, sniffBytes)
+	// A read error here comes back from the decoder's first read.
+	head, _ := br.Peek(sniffBytes)
+	if !isUTF8 {
+		// Decoded, so that the position counts characters; control
+		// characters are the same bytes in both.
+		head, _ = charmap.Windows1251.NewDecoder().Bytes(head)
+	}
+	if why := notText(head, true, "not allowed in XML: binary data or a damaged file"); why != "" {
+		return &FileError{Reason: why}
+	}
+	d := &cmlDecoder{lim: newRunLimit(br, xmlMaxToken)}
 	d.Decoder = xml.NewDecoder(d.lim)
 	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
 		if isUTF8 {

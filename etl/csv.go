@@ -156,6 +156,9 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 	if nl < 0 {
 		nl = len(head)
 	}
+	if why := notText(head[:nl], false, "binary data, not a CSV file"); why != "" {
+		return &FileError{Reason: why}
+	}
 	cr := csv.NewReader(br)
 	cr.Comma = detectDelimiter(head[:nl])
 	cr.FieldsPerRecord = -1

@@ -36,9 +36,13 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		return c, err
 	}
 	defer f.Close()
-	var bom [2]byte
-	if n, _ := f.Read(bom[:]); n == 2 && (bom == [2]byte{0xff, 0xfe} || bom == [2]byte{0xfe, 0xff}) {
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	if isUTF16(head[:n]) {
 		return c, &FileError{Reason: "the file is UTF-16: save it as UTF-8 or Windows-1251"}
+	}
+	if kind := notExport(head[:n]); kind != "" {
+		return c, &FileError{Reason: "the file is " + kind + ", not a text export: 1C's CSV or CommerceML XML"}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return c, err

@@ -1,0 +1,86 @@
+package etl
+
+import (
+	"testing"
+	"unicode/utf16"
+)
+
+func TestNotText(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		lines bool
+		want  string
+	}{
+		{"header", "НомерЧека;Дата\tСумма\r", false, ""},
+		{"xml", "<?xml version=\"1.0\"?>\r\n<КоммерческаяИнформация>\n\t<Документ>", true, ""},
+		{"form feed", "Чек;\x0cДата", false, "line 1, character 5: control character 0x0C: why"},
+		{"second line", "<?xml?>\n<Корень>\x01", true, "line 2, character 9: control character 0x01: why"},
+		{"line feed in a CSV line", "a\nb", false, "line 1, character 2: control character 0x0A: why"},
+		{"NUL", "\x00", true, "line 1, character 1: control character 0x00: why"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := notText([]byte(tt.in), tt.lines, "why"); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsUTF16(t *testing.T) {
+	le := func(s string) []byte {
+		var b []byte
+		for _, u := range utf16.Encode([]rune(s)) {
+			b = append(b, byte(u), byte(u>>8))
+		}
+		return b
+	}
+	be := func(s string) []byte {
+		b := le(s)
+		for i := 0; i+1 < len(b); i += 2 {
+			b[i], b[i+1] = b[i+1], b[i]
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want bool
+	}{
+		{"BOM little-endian", []byte("\xff\xfeA\x00"), true},
+		{"BOM big-endian", []byte("\xfe\xff\x00A"), true},
+		{"Latin, little-endian", le("Code;Name;Email\r\n"), true},
+		{"Cyrillic, little-endian", le("Код;Наименование;Почта\r\n"), true},
+		{"Cyrillic, big-endian", be("Код;Наименование;Почта\r\n"), true},
+		{"UTF-8", []byte("Код;Наименование;Почта\r\n"), false},
+		{"Windows-1251", []byte("\xca\xee\xe4;\xcd\xe0\xe8\xec\xe5\xed\xee\xe2\xe0\xed\xe8\xe5\r\n"), false},
+		{"short", le("Код"), false},
+		{"NULs throughout", make([]byte, 64), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := isUTF16(tt.in); got != tt.want {
+				t.Errorf("isUTF16(% x) = %v, want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNotExport(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"PK\x03\x04\x14\x00", "a ZIP archive (.zip, or an .xlsx or .docx document)"},
+		{"\x1f\x8b\x08\x00", "a gzip archive"},
+		{"%PDF-1.7\n", "a PDF document"},
+		{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "an Office 97-2003 document (.xls, .doc)"},
+		{"Код;Наименование\r\n", ""},
+		{"PK", ""},
+	}
+	for _, tt := range tests {
+		if got := notExport([]byte(tt.in)); got != tt.want {
+			t.Errorf("notExport(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
