@@ -20,11 +20,17 @@ const FeedOrders = "orders"
 // exhaust memory: elements are read as a stream, and only one document,
 // customer, product or group tree is held at a time.
 const (
-	xmlMaxDepth     = 64
-	xmlMaxNodes     = 200000   // in one document or group tree
-	xmlMaxText      = 1 << 20  // bytes of one element's text
-	xmlMaxTree      = 16 << 20 // bytes of text and attributes in one document or group tree
-	xmlMaxToken     = 2 << 20  // bytes of input one token may span (a text, a tag, a comment)
+	xmlMaxDepth = 64
+	xmlMaxNodes = 200000   // in one document or group tree
+	xmlMaxText  = 1 << 20  // bytes of one element's text
+	xmlMaxTree  = 16 << 20 // bytes of text and attributes in one document or group tree
+	xmlMaxToken = 2 << 20  // bytes of input one token may span (a text, a tag, a comment)
+)
+
+// Limits on counts, which bound a file's time rather than memory; tests
+// lower them. Tokens are counted outside the items (inside one, its own
+// limits hold).
+var (
 	xmlMaxTokens    = 50000000
 	xmlMaxDocuments = 1000000
 )
@@ -121,7 +127,7 @@ func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
 			return xmlError(d, err)
 		}
 		if tokens++; tokens > xmlMaxTokens {
-			return &FileError{Reason: fmt.Sprintf("more than %d XML tokens", xmlMaxTokens)}
+			return &FileError{Reason: fmt.Sprintf("line %d: more than %d XML tokens", line(d), xmlMaxTokens)}
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:

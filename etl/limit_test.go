@@ -132,3 +132,36 @@ func TestBlocker_BoundedBytes(t *testing.T) {
 		t.Fatalf("blocks of %v rows: too few for %d bytes", sizes, 300*len(long))
 	}
 }
+
+// TestLimits_Counts: a file with more tokens outside its documents, or
+// more documents, than the limits fails naming the line it got to.
+func TestLimits_Counts(t *testing.T) {
+	tokens, docs := xmlMaxTokens, xmlMaxDocuments
+	t.Cleanup(func() { xmlMaxTokens, xmlMaxDocuments = tokens, docs })
+	xmlMaxTokens, xmlMaxDocuments = 1000, 3
+	cml := "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<КоммерческаяИнформация ВерсияСхемы=\"2.10\">\n"
+	doc := "<Документ>\n<Роль>Покупатель</Роль>\n</Документ>\n"
+	tests := []struct {
+		name, in, want string
+	}{
+		{"tokens", cml + strings.Repeat("<Пусто/>\n", 400) + "</КоммерческаяИнформация>\n",
+			"line 335: more than 1000 XML tokens"},
+		{"documents", cml + strings.Repeat(doc, 5) + "</КоммерческаяИнформация>\n",
+			"line 12: more than 3 documents"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := &xmlLoad{}
+			err := readCommerceML(strings.NewReader(tt.in), true, cmlSink{document: x.document})
+			var fe *FileError
+			if !errors.As(err, &fe) || fe.Reason != tt.want {
+				t.Fatalf("error %v, want a file error %q", err, tt.want)
+			}
+		})
+	}
+	// Tokens inside documents count against the documents' own limits.
+	if err := readCommerceML(strings.NewReader(cml+strings.Repeat("<Документ>\n"+strings.Repeat("<Роль>Покупатель</Роль>\n", 200)+"</Документ>\n", 3)+
+		"</КоммерческаяИнформация>\n"), true, cmlSink{document: (&xmlLoad{}).document}); err != nil {
+		t.Fatalf("3 documents of 1,000 tokens and more: %v", err)
+	}
+}

@@ -66,7 +66,7 @@ func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
 func (x *xmlLoad) document(doc *xnode) error {
 	x.docs++
 	if x.docs > xmlMaxDocuments {
-		return &FileError{Reason: fmt.Sprintf("more than %d documents", xmlMaxDocuments)}
+		return &FileError{Reason: fmt.Sprintf("line %d: more than %d documents", doc.line, xmlMaxDocuments)}
 	}
 	if role := norm(doc.get("Роль")); role != "" && role != "продавец" {
 		x.buyer++
