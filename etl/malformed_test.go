@@ -44,7 +44,7 @@ func TestMalformed_Golden(t *testing.T) {
 			} else {
 				fmt.Fprintf(&got, "ingested: %d loaded, %d duplicate, %d rejected\n", res.Loaded, res.Duplicate, res.Rejected)
 				rejects, _ := db.Rejects(context.Background(), 100)
-				sort.Slice(rejects, func(i, j int) bool { return rejects[i].Line < rejects[j].Line })
+				sort.SliceStable(rejects, func(i, j int) bool { return rejects[i].Line < rejects[j].Line })
 				for _, r := range rejects {
 					fmt.Fprintf(&got, "reject line %d %s: %s\n", r.Line, r.Field, r.Reason)
 				}

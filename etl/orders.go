@@ -134,8 +134,17 @@ func (x *xmlLoad) document(doc *xnode) error {
 		}
 		price, _ := parseFixed4(priceText)
 		sum, err := parseFixed4(g.get("Сумма")) // the line's own, not its taxes'
-		if err != nil {
-			sum = price * qty / 1000
+		ok := err == nil
+		if !ok {
+			sum, ok = lineSum(price, qty)
+		}
+		if !ok || beyond(qty, maxLineMilli) || beyond(price, maxLineKopecks) || beyond(sum, maxLineKopecks) {
+			reason := fmt.Sprintf("quantity %q, price %q, sum %q: more than %d units or %d roubles, another element?",
+				g.get("Количество"), priceText, g.get("Сумма"), maxLineMilli/1000, maxLineKopecks/100)
+			if err := x.reject(&RowError{Line: doc.line, Field: field("Сумма"), Reason: reason}); err != nil {
+				return err
+			}
+			continue
 		}
 		if ret {
 			qty, sum = -abs(qty), -abs(sum)

@@ -3,6 +3,7 @@ package etl
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -300,4 +301,26 @@ func plainPhone(s string) (*phonenumbers.PhoneNumber, bool) {
 	}
 	cc := int32(7)
 	return &phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &national}, true
+}
+
+// Bounds of a purchase line's quantity, price and sum. A value beyond
+// them is another column read as one (a barcode, a phone number) rather
+// than a sale, and loaded it would break the sums of its day: SQLite's
+// sum() stops with an error past 2^63, and a few thousand such lines of
+// one store and day reach that.
+const (
+	maxLineMilli   = 10_000_000 * 1000   // ten million units
+	maxLineKopecks = 1_000_000_000 * 100 // a billion roubles
+)
+
+// beyond reports whether v is out of -max..max.
+func beyond(v, max int64) bool { return v > max || v < -max }
+
+// lineSum is a line's sum from its price and quantity (in thousandths),
+// or false if it would be beyond maxLineKopecks.
+func lineSum(price, qtyMilli int64) (int64, bool) {
+	if math.Abs(float64(price)*float64(qtyMilli)/1000) > maxLineKopecks {
+		return 0, false
+	}
+	return price * qtyMilli / 1000, true // the product is below 2^47 here
 }

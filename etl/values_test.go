@@ -141,3 +141,27 @@ func TestNormalizePhone(t *testing.T) {
 		}
 	}
 }
+
+func TestLineSum(t *testing.T) {
+	tests := []struct {
+		price, qty int64
+		want       int64
+		ok         bool
+	}{
+		{8990, 1000, 8990, true},
+		{8990, 1500, 13485, true},
+		{8990, -2000, -17980, true},
+		{maxLineKopecks, 1000, maxLineKopecks, true},
+		{maxLineKopecks, 1001, 0, false},
+		{maxLineKopecks, maxLineMilli, 0, false}, // 10^21 before the division: no wrap
+		{-maxLineKopecks, maxLineMilli, 0, false},
+		{1 << 62, 1 << 62, 0, false},
+		{0, maxLineMilli * 10, 0, true},
+	}
+	for _, tt := range tests {
+		got, ok := lineSum(tt.price, tt.qty)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("lineSum(%d, %d) = %d, %v; want %d, %v", tt.price, tt.qty, got, ok, tt.want, tt.ok)
+		}
+	}
+}
