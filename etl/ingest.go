@@ -188,10 +188,15 @@ func (in *Ingester) takeAll(ctx context.Context, specs []SourceSpec, res *Result
 // the writer's load cache while load runs, and the days the load marked
 // refreshed at the end, after that cache is given back: the refresh reads
 // on the readers, and keeping the writer's load cache through it set the peak
-// memory of a large ingest.
+// memory of a large ingest. A refresh that fails before the load does not
+// keep the files from loading: its days stay marked, and the refresh after
+// the load tries them again and reports the failure.
 func (in *Ingester) loading(ctx context.Context, load func() error) error {
 	if err := in.rollUp(ctx); err != nil {
-		return err
+		if ctx.Err() != nil {
+			return err
+		}
+		in.log().Error("roll-ups not refreshed before loading", "err", err)
 	}
 	restore, err := in.DB.LoadCache(ctx)
 	if err != nil {

@@ -1,0 +1,55 @@
+package etl_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+)
+
+// TestIngest_RefreshFailsBeforeLoading: roll-ups that cannot be refreshed
+// (here lines written past the loader, whose sums overflow) do not keep
+// the next file from loading; the run reports the refresh.
+func TestIngest_RefreshFailsBeforeLoading(t *testing.T) {
+	in, _ := newIngester(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	header := "НомерЧека;НомерСтроки;Дата;Магазин;Количество;Сумма\r\n"
+	first := filepath.Join(dir, "purchases_1.csv")
+	os.WriteFile(first, []byte(header+"R1;1;01.11.2026 10:00:00;0001;1;100,00\r\n"), 0o644)
+	if _, err := in.IngestFiles(ctx, "", []string{first}); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := sql.Open("sqlite", filepath.Join(filepath.Dir(in.Spool), "otklik.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, q := range []string{
+		`INSERT INTO purchase_lines (store_code, receipt, line, at, qty_milli, price_kop, sum_kop, file_id)
+			SELECT store_code, 'X', n, at, 1000, 0, 4000000000000000000, file_id
+			FROM purchase_lines, (SELECT 1 AS n UNION ALL SELECT 2 UNION ALL SELECT 3)`,
+		`INSERT INTO purchase_ranges (first_id, last_id, first_at, last_at)
+			SELECT min(id), max(id), min(at), max(at) FROM purchase_lines WHERE receipt = 'X'`,
+		`INSERT INTO rollup_dirty (kind, day, mark) SELECT 'sales', at / 86400, 1 FROM purchase_lines LIMIT 1`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	second := filepath.Join(dir, "purchases_2.csv")
+	os.WriteFile(second, []byte(header+"R2;1;02.11.2026 10:00:00;0001;1;50,00\r\n"), 0o644)
+	res, err := in.IngestFiles(ctx, "", []string{second})
+	if err == nil || !strings.Contains(err.Error(), "integer overflow") {
+		t.Errorf("error %v, want the refresh's integer overflow", err)
+	}
+	if res.Ingested != 1 || res.Loaded != 1 {
+		t.Errorf("%+v: want the second file loaded", res)
+	}
+}
