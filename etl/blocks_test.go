@@ -45,7 +45,7 @@ func readBlocks(t *testing.T, text string, skip int, known, recorded map[string]
 // row as other feeds are read.
 func readItems(text string, skip int, blocks bool, known, recorded map[string]bool) ([]blockItem, error) {
 	parse := func(r *csvRow) (func() (outcome, error), *RowError) {
-		_, bad := parsePurchase(r, func(string) *time.Location { return time.UTC })
+		_, bad := parsePurchase(r, func(string) *time.Location { return time.UTC }, time.Now())
 		return func() (outcome, error) { return queuedRow, nil }, bad
 	}
 	var isKnown func([]byte) (bool, error)

@@ -220,8 +220,9 @@ func parseCustomer(r *csvRow) (store.Customer, *RowError) {
 	return c, nil
 }
 
-// parsePurchase reads a purchases row; zone gives a store's time zone.
-func parsePurchase(r *csvRow, zone func(store string) *time.Location) (store.PurchaseLine, *RowError) {
+// parsePurchase reads a purchases row; zone gives a store's time zone,
+// and latest the latest a purchase may be dated.
+func parsePurchase(r *csvRow, zone func(store string) *time.Location, latest time.Time) (store.PurchaseLine, *RowError) {
 	p := store.PurchaseLine{
 		StoreCode: r.get("store"), Receipt: r.get("receipt"), CustomerCode: r.get("customer"),
 		ProductCode: r.get("product_code"), Product: r.get("product"), Category: r.get("category"),
@@ -243,6 +244,9 @@ func parsePurchase(r *csvRow, zone func(store string) *time.Location) (store.Pur
 		if err == errEmpty {
 			return p, rowErr(r, "date", "empty date")
 		}
+		return p, rowErr(r, "date", "%v", err)
+	}
+	if err := checkPurchaseDate(r.get("date"), at, latest); err != nil {
 		return p, rowErr(r, "date", "%v", err)
 	}
 	p.At = at

@@ -33,7 +33,7 @@ func FuzzReadCSV(f *testing.F) {
 				case FeedCustomers:
 					parseCustomer(cr)
 				case FeedPurchases:
-					parsePurchase(cr, func(string) *time.Location { return time.UTC })
+					parsePurchase(cr, func(string) *time.Location { return time.UTC }, time.Now())
 				}
 				return nil
 			}

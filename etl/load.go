@@ -133,6 +133,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 		return nil
 	}
+	latest := in.now().Add(aheadOfClock)
 	// parse reads a row into what writes it (nil if the row is bad).
 	// Rows are read and parsed in a goroutine of their own while this one
 	// writes them; what parse returns uses the batch of the moment.
@@ -150,7 +151,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 	case FeedPurchases:
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
-			p, bad := parsePurchase(r, zone)
+			p, bad := parsePurchase(r, zone, latest)
 			p.Box()
 			return func() (outcome, error) { return queuedRow, batch.QueuePurchaseLine(ctx, p) }, bad
 		}
@@ -167,7 +168,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 	case FeedOrders:
 		f.Seek(0, io.SeekStart)
-		x := &xmlLoad{ctx: ctx, in: in, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record, step: step}
+		x := &xmlLoad{ctx: ctx, in: in, latest: latest, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record, step: step}
 		if err := x.read(f, enc == EncodingUTF8); err != nil {
 			return cutOff(err)
 		}

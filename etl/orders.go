@@ -16,6 +16,7 @@ type xmlLoad struct {
 	in     *Ingester
 	batch  func() *store.Batch // the current batch: load commits as it goes
 	zone   func(string) *time.Location
+	latest time.Time // the latest a sale may be dated
 	added  func(outcome, error) error
 	reject func(*RowError) error
 	// Items (documents, customers, group trees, products) are numbered
@@ -93,6 +94,9 @@ func (x *xmlLoad) document(doc *xnode) error {
 		when += " " + t
 	}
 	at, err := parseDateTime(strings.Replace(when, "T", " ", 1), x.zone(storeCode))
+	if err == nil {
+		err = checkPurchaseDate(when, at, x.latest)
+	}
 	if err != nil {
 		return x.reject(&RowError{Line: doc.line, Field: "Документ " + receipt + "/Дата", Reason: err.Error()})
 	}

@@ -324,3 +324,23 @@ func lineSum(price, qtyMilli int64) (int64, bool) {
 	}
 	return price * qtyMilli / 1000, true // the product is below 2^47 here
 }
+
+// earliestPurchase bounds a purchase's date from below: a year before it
+// is a typo (1926 for 2026), and so is one after the load's latest.
+var earliestPurchase = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// aheadOfClock is how far past the clock a purchase may be dated: a store
+// some zones east of the server, or a clock behind 1C's.
+const aheadOfClock = 48 * time.Hour
+
+// checkPurchaseDate returns why at, read from s, cannot be a purchase's
+// date, or nil.
+func checkPurchaseDate(s string, at, latest time.Time) error {
+	if at.Before(earliestPurchase) {
+		return fmt.Errorf("%q is before %d: a typo in the year?", s, earliestPurchase.Year())
+	}
+	if at.After(latest) {
+		return fmt.Errorf("%q is in the future: a typo in the year?", s)
+	}
+	return nil
+}
