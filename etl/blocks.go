@@ -41,7 +41,7 @@ const (
 	maxBlockBytes = 4 << 20
 	// blockVersion is part of every block's hash: change it when the
 	// parsing of a purchase line changes what it accepts.
-	blockVersion = "purchases 1"
+	blockVersion = "purchases 2"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
