@@ -323,11 +323,11 @@ func contacts(p *xnode) (email, phone string) {
 		typ, val := strings.ToLower(c.get("Тип")), c.get("Значение")
 		switch {
 		case strings.Contains(typ, "почта") && email == "":
-			if e, err := normalizeEmail(val); err == nil {
+			if e, err := firstValid(val, normalizeEmail); err == nil {
 				email = e
 			}
 		case strings.HasPrefix(typ, "телефон") && phone == "":
-			if ph, err := normalizePhone(val); err == nil {
+			if ph, err := firstValid(val, normalizePhone); err == nil {
 				phone = ph
 			}
 		}

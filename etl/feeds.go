@@ -193,18 +193,19 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 	return s, nil
 }
 
-// parseCustomer reads a customers row. A card with an unreadable email or
-// phone still loads without that field, so that its purchases keep their
+// parseCustomer reads a customers row. Of an email or phone field that
+// lists several, the first valid one is kept. A card with an unreadable
+// email or phone still loads without that field, so that its purchases keep their
 // owner; such a card is never surveyed.
 func parseCustomer(r *csvRow) (store.Customer, *RowError) {
 	c := store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
 	if c.Code == "" {
 		return c, rowErr(r, "code", "empty customer code")
 	}
-	if e, err := normalizeEmail(r.get("email")); err == nil {
+	if e, err := firstValid(r.get("email"), normalizeEmail); err == nil {
 		c.Email = e
 	}
-	if p, err := normalizePhone(r.get("phone")); err == nil {
+	if p, err := firstValid(r.get("phone"), normalizePhone); err == nil {
 		c.Phone = p
 	}
 	if b := r.get("birth_date"); b != "" {

@@ -241,6 +241,23 @@ func normalizeEmail(s string) (string, error) {
 	return e, nil
 }
 
+// firstValid returns the first of the values listed in s, separated by
+// commas or semicolons, that norm accepts: 1C's contact details may hold
+// several ("ivanov@mail.ru; ivanov@yandex.ru"). s whole is tried first,
+// and without a valid one it is norm's error for s.
+func firstValid(s string, norm func(string) (string, error)) (string, error) {
+	v, err := norm(s)
+	if err == nil || !strings.ContainsAny(s, ",;") {
+		return v, err
+	}
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' }) {
+		if v, perr := norm(part); perr == nil {
+			return v, nil
+		}
+	}
+	return "", err
+}
+
 // normalizePhone turns a Russian phone number in any common notation
 // (8 (912) 345-67-89, +7 912 3456789, 9123456789, with an extension
 // "доб. 12" dropped) into +7XXXXXXXXXX. Whether the number is one that

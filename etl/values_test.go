@@ -165,3 +165,27 @@ func TestLineSum(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstValid(t *testing.T) {
+	tests := []struct {
+		in    string
+		norm  func(string) (string, error)
+		want  string
+		valid bool
+	}{
+		{"Ivanov@Mail.ru; ivanov@yandex.ru", normalizeEmail, "ivanov@mail.ru", true},
+		{"нет, ivanov@yandex.ru", normalizeEmail, "ivanov@yandex.ru", true},
+		{"ivanov@mail.ru", normalizeEmail, "ivanov@mail.ru", true},
+		{"нет; никогда", normalizeEmail, "", false},
+		{",;", normalizeEmail, "", false},
+		{"+7 (495) 123-45-67, 8 912 345-67-89", normalizePhone, "+74951234567", true},
+		{"89; 8 912 345-67-89", normalizePhone, "+79123456789", true},
+		{"12345, 678", normalizePhone, "", false},
+	}
+	for _, tt := range tests {
+		got, err := firstValid(tt.in, tt.norm)
+		if got != tt.want || (err == nil) != tt.valid {
+			t.Errorf("firstValid(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
