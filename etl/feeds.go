@@ -195,8 +195,8 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 
 // parseCustomer reads a customers row. Of an email or phone field that
 // lists several, the first valid one is kept. A card with an unreadable
-// email or phone still loads without that field, so that its purchases keep their
-// owner; such a card is never surveyed.
+// email or phone still loads without that field, so that its purchases
+// keep their owner; such a card is never surveyed.
 func parseCustomer(r *csvRow) (store.Customer, *RowError) {
 	c := store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
 	if c.Code == "" {

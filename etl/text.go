@@ -13,13 +13,12 @@ import (
 // sniffBytes is how much of a file's start the checks below look at.
 const sniffBytes = 4 << 10
 
-// notText returns why b, the start of a CSV line or of an XML document,
-// is not text, or "": a C0 control character other than tab, carriage
-// return and (if lines is set) line feed, where it is and then why, which
-// says what that means for the file. Neither 1C's CSV nor XML writes any,
-// in Windows-1251 or UTF-8, and XML does not allow them at all. The
-// position is given as a 1C administrator's editor shows it: line and
-// character.
+// notText finds in b, the start of a CSV line or of an XML document, the
+// first C0 control character other than tab, carriage return and (if
+// lines is set) line feed, and returns where it is followed by why, or ""
+// if there is none. Neither 1C's CSV nor its XML holds any, in
+// Windows-1251 or UTF-8, and XML does not allow them at all. The position
+// is given as a 1C administrator's editor shows it: line and character.
 func notText(b []byte, lines bool, why string) string {
 	i := bytes.IndexFunc(b, func(r rune) bool {
 		return r < 0x20 && r != '\t' && r != '\r' && (r != '\n' || !lines)
