@@ -384,7 +384,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if errors.As(err, &fe) {
 		res.Failed++
 		log.Error("file failed", "reason", fe.Reason)
-		in.writeRejects(ctx, id, path, e.Name, failureNote(fe, counts), log)
+		in.writeRejects(ctx, id, path, e.Name, failureNote(fe, counts), counts.Rejected, log)
 		archive(true)
 		return nil, in.DB.FinishFile(ctx, id, counts, fe.Reason)
 	}
@@ -400,7 +400,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	log.Info("file ingested", "encoding", enc, "loaded", counts.Loaded,
 		"duplicate", counts.Duplicate, "rejected", counts.Rejected)
 	if counts.Rejected > 0 {
-		in.writeRejects(ctx, id, path, e.Name, "", log)
+		in.writeRejects(ctx, id, path, e.Name, "", counts.Rejected, log)
 	}
 	archive(true)
 	in.after(ctx, spec, e, log)
@@ -626,7 +626,7 @@ func (in *Ingester) refuse(ctx context.Context, source string, v store.FileVersi
 	if err != nil {
 		return err
 	}
-	in.writeRejects(ctx, id, filepath.Join(dir, v.Name), v.Name, "файл не загружен: "+reason, log)
+	in.writeRejects(ctx, id, filepath.Join(dir, v.Name), v.Name, "файл не загружен: "+reason, 0, log)
 	return nil
 }
 
@@ -640,10 +640,11 @@ func failureNote(fe *FileError, c store.FileCounts) string {
 }
 
 // writeRejects writes NAME.rejects.csv beside the spooled copy of a file:
-// why the whole file failed, if it did, and its rejected rows, for the 1C
-// administrator to open in Excel (UTF-8 with a BOM, ";", CRLF). A failure
-// is logged: the rejects stay in the database either way.
-func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, failure string, log *slog.Logger) {
+// why the whole file failed, if it did, and its rejected rows (rejected
+// of them, maxListedRejects listed), for the 1C administrator to open in
+// Excel (UTF-8 with a BOM, ";", CRLF). A failure is logged: the rejects
+// stay in the database either way.
+func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, failure string, rejected int64, log *slog.Logger) {
 	pr, pw := io.Pipe()
 	go func() {
 		w := csv.NewWriter(pw)
@@ -656,9 +657,13 @@ func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, 
 					return err
 				}
 			}
-			return in.DB.EachReject(ctx, fileID, func(r store.Reject) error {
+			err := in.DB.EachReject(ctx, fileID, func(r store.Reject) error {
 				return w.Write([]string{r.File, strconv.Itoa(r.Line), r.Field, r.Reason})
 			})
+			if n := rejected - maxListedRejects; err == nil && n > 0 {
+				err = w.Write([]string{name, "", "", fmt.Sprintf("отклонено ещё строк: %d (перечислены первые %d)", n, maxListedRejects)})
+			}
+			return err
 		}()
 		w.Flush()
 		if err == nil {

@@ -25,6 +25,13 @@ const (
 	yieldAfter = 10 * time.Millisecond
 )
 
+// maxListedRejects is how many of a file's rejected rows are kept with
+// their line and reason, in the database and the rejects file; the rest
+// are counted. A file of which every row is rejected (a date format
+// changed in 1C) would otherwise add to the database as much as it holds,
+// every night it came.
+const maxListedRejects = 10000
+
 // load parses a spooled file and writes its rows in batches. Each batch
 // commits with a checkpoint (the last line, or CommerceML item, it
 // covers, and the counts so far), so a load cut off by a crash resumes
@@ -118,6 +125,9 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	record := func(e *RowError) error {
 		pending++
 		c.Rejected++
+		if c.Rejected > maxListedRejects {
+			return nil
+		}
 		return batch.AddReject(ctx, e.Line, e.Field, e.Reason)
 	}
 	added := func(o outcome, err error) error {

@@ -21,6 +21,8 @@ var dateTimeLayouts = []string{
 	"02.01.2006",
 	"2006-01-02T15:04:05",
 	"2006-01-02 15:04:05",
+	time.RFC3339, // with its offset, which then decides
+	"2006-01-02 15:04:05Z07:00",
 	"2006-01-02T15:04",
 	"2006-01-02",
 }

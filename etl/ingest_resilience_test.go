@@ -3,11 +3,13 @@ package etl_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/otklik/otklik/store"
 	_ "modernc.org/sqlite"
 )
 
@@ -51,5 +53,38 @@ func TestIngest_RefreshFailsBeforeLoading(t *testing.T) {
 	}
 	if res.Ingested != 1 || res.Loaded != 1 {
 		t.Errorf("%+v: want the second file loaded", res)
+	}
+}
+
+// TestIngest_RejectsListedUpToLimit: of a file whose every row is
+// rejected, all are counted and the first 10,000 listed, in the database
+// and in the rejects file, which says how many more there were.
+func TestIngest_RejectsListedUpToLimit(t *testing.T) {
+	in, db := newIngester(t)
+	ctx := context.Background()
+	var b strings.Builder
+	b.WriteString("НомерЧека;НомерСтроки;Дата;Магазин;Количество;Сумма\r\n")
+	for i := range 10005 {
+		fmt.Fprintf(&b, "R%d;1;2026-11-01T10:00:00+0300;0001;1;100,00\r\n", i)
+	}
+	path := filepath.Join(t.TempDir(), "purchases_1.csv")
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	res, err := in.IngestFiles(ctx, "", []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rejected != 10005 {
+		t.Errorf("%d rows rejected, want 10005", res.Rejected)
+	}
+	listed := 0
+	if err := db.EachReject(ctx, 1, func(store.Reject) error { listed++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if listed != 10000 {
+		t.Errorf("%d rejects listed, want 10000", listed)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rejectsFile(t, in, "*purchases_1.csv"))), "\r\n")
+	if len(lines) != 1+10000+1 || lines[len(lines)-1] != "purchases_1.csv;;;отклонено ещё строк: 5 (перечислены первые 10000)" {
+		t.Errorf("%d lines in the rejects file, the last %q", len(lines), lines[len(lines)-1])
 	}
 }
