@@ -123,10 +123,13 @@ type DaySummary struct {
 	Unsubscribed                               int64
 }
 
-// ReasonCount is how many rows were rejected for one reason.
+// ReasonCount is how many of a file's listed rejects are of one column
+// (Field; "" for rows that could not be read at all), with the first of
+// their reasons as an example: reasons name the values, and so are
+// seldom the same twice.
 type ReasonCount struct {
-	Reason string
-	Count  int64
+	File, Field, Example string
+	Count                int64
 }
 
 // Summarize counts what happened in p.
@@ -160,15 +163,18 @@ func (db *DB) Summarize(ctx context.Context, p Period) (DaySummary, error) {
 			return s, err
 		}
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT r.reason, count(*) FROM rejects r JOIN files f ON f.id = r.file_id
-		WHERE f.finished_at >= ? AND f.finished_at < ? GROUP BY r.reason ORDER BY count(*) DESC LIMIT 10`, from, to)
+	// r.reason is the first reject's: SQLite takes a bare column from the
+	// row of the query's only min().
+	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.field, count(*), r.reason, min(r.id) FROM rejects r JOIN files f ON f.id = r.file_id
+		WHERE f.finished_at >= ? AND f.finished_at < ? GROUP BY f.id, r.field ORDER BY count(*) DESC, f.id, r.field LIMIT 10`, from, to)
 	if err != nil {
 		return s, fmt.Errorf("summary: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r ReasonCount
-		if err := rows.Scan(&r.Reason, &r.Count); err != nil {
+		var first int64
+		if err := rows.Scan(&r.File, &r.Field, &r.Count, &r.Example, &first); err != nil {
 			return s, fmt.Errorf("summary: %w", err)
 		}
 		s.RejectReasons = append(s.RejectReasons, r)

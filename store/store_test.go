@@ -633,3 +633,46 @@ func TestBeginSending_RecoversOnlyAfterAnUnfinishedRun(t *testing.T) {
 		t.Fatalf("unknown = %d, want 1", s.Invitations.Unknown)
 	}
 }
+
+// TestSummarize_RejectsByColumn: the summary groups a day's rejects by
+// file and column, largest first, each with its first reason.
+func TestSummarize_RejectsByColumn(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return day.Add(3 * time.Hour) }
+	v := store.FileVersion{Source: "office", Name: "purchases_1.csv", Size: 10, MTime: 1}
+	id, _, _, err := db.BeginFile(ctx, v, "abc", "purchases", "utf-8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := db.BeginBatch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range [][2]string{
+		{"Дата", `"2026-13-01" is not a date`}, {"Дата", `"2026-14-01" is not a date`},
+		{"", `bare " in non-quoted-field`}, {"Дата", `"2026-15-01" is not a date`},
+	} {
+		if err := b.AddReject(ctx, i+2, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishFile(ctx, id, store.FileCounts{Rejected: 4}, ""); err != nil {
+		t.Fatal(err)
+	}
+	s, err := db.Summarize(ctx, store.Period{From: day, To: day.AddDate(0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.ReasonCount{
+		{File: "purchases_1.csv", Field: "Дата", Example: `"2026-13-01" is not a date`, Count: 3},
+		{File: "purchases_1.csv", Field: "", Example: `bare " in non-quoted-field`, Count: 1},
+	}
+	if fmt.Sprint(s.RejectReasons) != fmt.Sprint(want) {
+		t.Errorf("reasons %v, want %v", s.RejectReasons, want)
+	}
+}

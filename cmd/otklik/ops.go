@@ -414,7 +414,11 @@ func (a *app) summary(ctx context.Context) (string, error) {
 	fmt.Fprintf(&b, "Файлы: загружено %d, с ошибкой %d, повторных %d\n", s.FilesIngested, s.FilesFailed, s.FilesDuplicate)
 	fmt.Fprintf(&b, "Строки: загружено %d, повторов %d, отклонено %d\n", s.RowsLoaded, s.RowsDuplicate, s.RowsRejected)
 	for _, r := range s.RejectReasons {
-		fmt.Fprintf(&b, "  %d × %s\n", r.Count, r.Reason)
+		field := r.Field
+		if field == "" {
+			field = "строка не читается"
+		}
+		fmt.Fprintf(&b, "  %s, %s: %d, например: %s\n", r.File, field, r.Count, r.Example)
 	}
 	fmt.Fprintf(&b, "\nПриглашения: отправлено %d, отказов адресов %d, не отправлено %d, неизвестно %d, просрочено %d\n",
 		s.Sent, s.Bounced, s.Failed, s.Unknown, s.Expired)
