@@ -2,6 +2,7 @@ package etl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -29,23 +30,57 @@ type xmlLoad struct {
 	skipped             string // why nothing was loaded, if nothing was
 }
 
+// errStopped ends the reading of a file whose load stopped.
+var errStopped = errors.New("load stopped")
+
 // DefaultStore is the store code of CommerceML documents that name no
 // warehouse: orders of a web shop.
 const DefaultStore = "web"
 
 func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
-	each := func(fn func(*xnode) error) func(*xnode) error {
+	// The file is read on a goroutine of its own while this one loads
+	// what it read: decoding the XML is most of a large file's time. One
+	// item waits at most, so that a hostile file holds no more than two or
+	// three items' limits in memory.
+	type item struct {
+		load func(*xnode) error
+		node *xnode
+	}
+	items := make(chan item, 1)
+	stop := make(chan struct{})
+	send := func(load func(*xnode) error) func(*xnode) error {
 		return func(n *xnode) error {
-			x.item++
-			return x.step(x.item, func() error { return fn(n) })
+			select {
+			case items <- item{load, n}:
+				return nil
+			case <-stop:
+				return errStopped
+			}
 		}
 	}
-	err := readCommerceML(r, isUTF8, cmlSink{
-		document: each(x.document),
-		party:    each(x.party),
-		groups:   each(x.groups),
-		product:  each(x.product),
-	})
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		readErr <- readCommerceML(r, isUTF8, cmlSink{
+			document: send(x.document),
+			party:    send(x.party),
+			groups:   send(x.groups),
+			product:  send(x.product),
+		})
+	}()
+	var err error
+	for it := range items {
+		x.item++
+		if err = x.step(x.item, func() error { return it.load(it.node) }); err != nil {
+			break
+		}
+	}
+	close(stop)
+	for range items { // let the reader end before the file closes
+	}
+	if rerr := <-readErr; err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return err
 	}
