@@ -22,7 +22,9 @@ func TestIngest_RefreshFailsBeforeLoading(t *testing.T) {
 	dir := t.TempDir()
 	header := "НомерЧека;НомерСтроки;Дата;Магазин;Количество;Сумма\r\n"
 	first := filepath.Join(dir, "purchases_1.csv")
-	os.WriteFile(first, []byte(header+"R1;1;01.11.2026 10:00:00;0001;1;100,00\r\n"), 0o644)
+	if err := os.WriteFile(first, []byte(header+"R1;1;01.11.2026 10:00:00;0001;1;100,00\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := in.IngestFiles(ctx, "", []string{first}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,9 @@ func TestIngest_RefreshFailsBeforeLoading(t *testing.T) {
 	}
 
 	second := filepath.Join(dir, "purchases_2.csv")
-	os.WriteFile(second, []byte(header+"R2;1;02.11.2026 10:00:00;0001;1;50,00\r\n"), 0o644)
+	if err := os.WriteFile(second, []byte(header+"R2;1;02.11.2026 10:00:00;0001;1;50,00\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	res, err := in.IngestFiles(ctx, "", []string{second})
 	if err == nil || !strings.Contains(err.Error(), "integer overflow") {
 		t.Errorf("error %v, want the refresh's integer overflow", err)
@@ -68,7 +72,9 @@ func TestIngest_RejectsListedUpToLimit(t *testing.T) {
 		fmt.Fprintf(&b, "R%d;1;2026-11-01T10:00:00+0300;0001;1;100,00\r\n", i)
 	}
 	path := filepath.Join(t.TempDir(), "purchases_1.csv")
-	os.WriteFile(path, []byte(b.String()), 0o644)
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	res, err := in.IngestFiles(ctx, "", []string{path})
 	if err != nil {
 		t.Fatal(err)
