@@ -257,22 +257,20 @@ func parsePurchase(r *csvRow, zone func(store string) *time.Location, latest tim
 	if p.QtyMilli == 0 {
 		return p, rowErr(r, "qty", "zero quantity")
 	}
-	if beyond(p.QtyMilli, maxLineMilli) {
-		return p, rowErr(r, "qty", "%q is more than %d units: another column?", r.get("qty"), maxLineMilli/1000)
-	}
 	if s := r.get("price"); s != "" {
 		if p.PriceKop, err = parseKopecks(s); err != nil {
 			return p, rowErr(r, "price", "%v", err)
-		}
-		if beyond(p.PriceKop, maxLineKopecks) {
-			return p, rowErr(r, "price", "%q is more than %d roubles: another column?", s, maxLineKopecks/100)
 		}
 	}
 	if p.SumKop, err = parseKopecks(r.get("sum")); err != nil {
 		return p, rowErr(r, "sum", "%v", err)
 	}
-	if beyond(p.SumKop, maxLineKopecks) {
-		return p, rowErr(r, "sum", "%q is more than %d roubles: another column?", r.get("sum"), maxLineKopecks/100)
+	if key := lineBeyond(p.QtyMilli, p.PriceKop, p.SumKop); key != "" {
+		limit := fmt.Sprintf("%d roubles", maxLineKopecks/100)
+		if key == "qty" {
+			limit = fmt.Sprintf("%d units", maxLineMilli/1000)
+		}
+		return p, rowErr(r, key, "%q is more than %s: another column?", r.get(key), limit)
 	}
 	// A return is a negative quantity; 1C writes its sum either way.
 	if p.QtyMilli < 0 && p.SumKop > 0 {

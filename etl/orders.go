@@ -177,7 +177,7 @@ func (x *xmlLoad) document(doc *xnode) error {
 		if !ok {
 			sum, ok = lineSum(price, qty)
 		}
-		if !ok || beyond(qty, maxLineMilli) || beyond(price, maxLineKopecks) || beyond(sum, maxLineKopecks) {
+		if !ok || lineBeyond(qty, price, sum) != "" {
 			reason := fmt.Sprintf("quantity %q, price %q, sum %q: more than %d units or %d roubles, another element?",
 				g.get("Количество"), priceText, g.get("Сумма"), maxLineMilli/1000, maxLineKopecks/100)
 			if err := x.reject(&RowError{Line: doc.line, Field: field("Сумма"), Reason: reason}); err != nil {

@@ -335,6 +335,21 @@ const (
 // beyond reports whether v is out of -max..max.
 func beyond(v, max int64) bool { return v > max || v < -max }
 
+// lineBeyond returns which of a line's quantity (in thousandths), price
+// and sum (in kopecks) is beyond its bound, by its feed key ("qty",
+// "price", "sum"), or "".
+func lineBeyond(qtyMilli, price, sum int64) string {
+	switch {
+	case beyond(qtyMilli, maxLineMilli):
+		return "qty"
+	case beyond(price, maxLineKopecks):
+		return "price"
+	case beyond(sum, maxLineKopecks):
+		return "sum"
+	}
+	return ""
+}
+
 // lineSum is a line's sum from its price and quantity (in thousandths),
 // or false if it would be beyond maxLineKopecks.
 func lineSum(price, qtyMilli int64) (int64, bool) {
