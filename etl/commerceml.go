@@ -101,7 +101,7 @@ func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
 		// characters are the same bytes in both.
 		head, _ = charmap.Windows1251.NewDecoder().Bytes(head)
 	}
-	if why := notText(head, true, "not allowed in XML: binary data or a damaged file"); why != "" {
+	if why := notText(head, true, "в XML недопустим: двоичные данные или повреждённый файл"); why != "" {
 		return &FileError{Reason: why}
 	}
 	d := &cmlDecoder{lim: newRunLimit(br, xmlMaxToken)}
@@ -119,7 +119,7 @@ func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
 		tok, err := d.token()
 		if errors.Is(err, io.EOF) {
 			if !sawRoot {
-				return &FileError{Reason: "no XML element: the file is empty or not XML"}
+				return &FileError{Reason: "нет ни одного элемента XML: файл пуст или это не XML"}
 			}
 			return nil
 		}
@@ -127,7 +127,7 @@ func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
 			return xmlError(d, err)
 		}
 		if tokens++; tokens > xmlMaxTokens {
-			return &FileError{Reason: fmt.Sprintf("line %d: more than %d XML tokens", line(d), xmlMaxTokens)}
+			return &FileError{Reason: fmt.Sprintf("строка %d: больше %d лексем XML", line(d), xmlMaxTokens)}
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -135,18 +135,18 @@ func readCommerceML(r io.Reader, isUTF8 bool, sink cmlSink) error {
 			if len(stack) == 0 {
 				sawRoot = true
 				if name != "КоммерческаяИнформация" {
-					return &FileError{Reason: fmt.Sprintf("the root element is <%s>, not <КоммерческаяИнформация>: not a CommerceML file", name)}
+					return &FileError{Reason: fmt.Sprintf("корневой элемент <%s>, а не <КоммерческаяИнформация>: это не CommerceML", name)}
 				}
 			}
 			if len(stack) >= xmlMaxDepth {
-				return &FileError{Reason: fmt.Sprintf("line %d: elements nested deeper than %d", line(d), xmlMaxDepth)}
+				return &FileError{Reason: fmt.Sprintf("строка %d: вложенность элементов глубже %d", line(d), xmlMaxDepth)}
 			}
 			parent, grand := at(stack, 1), at(stack, 2)
 			var fn func(*xnode) error
 			switch {
 			case name == "Документ":
 				if attr(t, "ХозОперация") != "" {
-					return &FileError{Reason: "CommerceML 1.x (1C:Предприятие 7.7, data in attributes) is not supported: export CommerceML 2 or the CSV feeds"}
+					return &FileError{Reason: "CommerceML 1.x (1С:Предприятие 7.7, данные в атрибутах) не поддерживается: выгружайте CommerceML 2 или CSV"}
 				}
 				fn = sink.document
 			case name == "Контрагент" && parent == "Контрагенты" && len(stack) == 2:
@@ -202,7 +202,7 @@ func (d *cmlDecoder) token() (xml.Token, error) {
 	start := line(d)
 	tok, err := d.Token()
 	if d.lim.tripped {
-		return nil, &FileError{Reason: fmt.Sprintf("line %d: an XML token longer than %d KiB", start, xmlMaxToken>>10)}
+		return nil, &FileError{Reason: fmt.Sprintf("строка %d: лексема XML длиннее %d КиБ", start, xmlMaxToken>>10)}
 	}
 	d.lim.mark()
 	return tok, err
@@ -220,9 +220,41 @@ func xmlError(d *cmlDecoder, err error) error {
 	}
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
-		return &FileError{Reason: fmt.Sprintf("line %d: broken XML: %s", se.Line, se.Msg)}
+		return &FileError{Reason: fmt.Sprintf("строка %d: XML повреждён: %s", se.Line, syntaxReason(se.Msg))}
 	}
-	return &FileError{Reason: fmt.Sprintf("line %d: %v", line(d), err)}
+	return &FileError{Reason: fmt.Sprintf("строка %d: %v", line(d), err)}
+}
+
+// syntaxReason says in Russian what encoding/xml's message says, for the
+// errors a damaged or hand-edited export meets; others stay as they are.
+func syntaxReason(msg string) string {
+	if ru, ok := syntaxExact[msg]; ok {
+		return ru
+	}
+	if open, close, ok := strings.Cut(msg, " closed by "); ok && strings.HasPrefix(open, "element ") {
+		return "элемент " + strings.TrimPrefix(open, "element ") + " закрыт тегом " + close
+	}
+	for _, m := range syntaxPrefixes {
+		if rest, ok := strings.CutPrefix(msg, m.en); ok {
+			return fmt.Sprintf(m.ru, rest)
+		}
+	}
+	return msg
+}
+
+var syntaxExact = map[string]string{
+	"unexpected EOF":                   "файл обрывается посреди XML: он обрезан",
+	"unexpected EOF in CDATA section":  "файл обрывается посреди CDATA: он обрезан",
+	"invalid UTF-8":                    "байты не в кодировке UTF-8",
+	"unescaped < inside quoted string": "знак < в значении атрибута: нужно &lt;",
+	"expected element name after <":    "после < нет имени элемента: знак < в тексте? нужно &lt;",
+}
+
+// syntaxPrefixes: the rest of the message is the %s.
+var syntaxPrefixes = []struct{ en, ru string }{
+	{"unexpected end element ", "лишний закрывающий тег %s"},
+	{"invalid character entity ", "неизвестная сущность %s (DTD и внешние сущности не поддерживаются)"},
+	{"illegal character code ", "символ %s недопустим в XML"},
 }
 
 // readTree reads the element that start opened into memory, within the
@@ -243,7 +275,7 @@ func readTree(d *cmlDecoder, start xml.StartElement, depth int) (*xnode, error) 
 		tok, err := d.token()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return nil, &FileError{Reason: fmt.Sprintf("the file ends inside <%s>: truncated", stack[len(stack)-1].name)}
+				return nil, &FileError{Reason: fmt.Sprintf("файл кончается внутри <%s>: он обрезан", stack[len(stack)-1].name)}
 			}
 			return nil, xmlError(d, err)
 		}
@@ -251,10 +283,10 @@ func readTree(d *cmlDecoder, start xml.StartElement, depth int) (*xnode, error) 
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if nodes++; nodes > xmlMaxNodes {
-				return nil, &FileError{Reason: fmt.Sprintf("line %d: <%s> holds more than %d elements", line(d), root.name, xmlMaxNodes)}
+				return nil, &FileError{Reason: fmt.Sprintf("строка %d: в <%s> больше %d элементов", line(d), root.name, xmlMaxNodes)}
 			}
 			if depth+len(stack) >= xmlMaxDepth {
-				return nil, &FileError{Reason: fmt.Sprintf("line %d: elements nested deeper than %d", line(d), xmlMaxDepth)}
+				return nil, &FileError{Reason: fmt.Sprintf("строка %d: вложенность элементов глубже %d", line(d), xmlMaxDepth)}
 			}
 			n := &xnode{name: t.Name.Local}
 			top.kids = append(top.kids, n)
@@ -263,10 +295,10 @@ func readTree(d *cmlDecoder, start xml.StartElement, depth int) (*xnode, error) 
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
 			if top.text.Len()+len(t) > xmlMaxText {
-				return nil, &FileError{Reason: fmt.Sprintf("line %d: text of <%s> longer than %d bytes", line(d), top.name, xmlMaxText)}
+				return nil, &FileError{Reason: fmt.Sprintf("строка %d: текст <%s> длиннее %d байт", line(d), top.name, xmlMaxText)}
 			}
 			if size += len(t); size > xmlMaxTree {
-				return nil, &FileError{Reason: fmt.Sprintf("line %d: <%s> holds more than %d MiB of text", line(d), root.name, xmlMaxTree>>20)}
+				return nil, &FileError{Reason: fmt.Sprintf("строка %d: в <%s> больше %d МиБ текста", line(d), root.name, xmlMaxTree>>20)}
 			}
 			top.text.Write(t)
 		}

@@ -126,9 +126,9 @@ type RowError struct {
 
 func (e *RowError) Error() string {
 	if e.Field != "" {
-		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, e.Reason)
+		return fmt.Sprintf("строка %d: %s: %s", e.Line, e.Field, e.Reason)
 	}
-	return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+	return fmt.Sprintf("строка %d: %s", e.Line, e.Reason)
 }
 
 // readCSV streams the rows of a CSV feed from r (already decoded to UTF-8).
@@ -147,16 +147,16 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 		return fmt.Errorf("read header: %w", err)
 	}
 	if len(bytes.TrimSpace(head)) == 0 {
-		return &FileError{Reason: "the file is empty: no header row"}
+		return &FileError{Reason: "файл пуст: нет строки заголовка"}
 	}
 	nl := bytes.IndexByte(head, '\n')
 	if nl < 0 && len(head) == maxHeaderBytes {
-		return &FileError{Reason: fmt.Sprintf("no line break in the first %d KiB: not a CSV file", maxHeaderBytes>>10)}
+		return &FileError{Reason: fmt.Sprintf("в первых %d КиБ нет перевода строки: это не CSV", maxHeaderBytes>>10)}
 	}
 	if nl < 0 {
 		nl = len(head)
 	}
-	if why := notText(head[:nl], false, "binary data, not a CSV file"); why != "" {
+	if why := notText(head[:nl], false, "двоичные данные, а не CSV"); why != "" {
 		return &FileError{Reason: why}
 	}
 	cr := csv.NewReader(br)
@@ -166,10 +166,10 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 
 	header, err := cr.Read()
 	if err != nil {
-		return &FileError{Reason: fmt.Sprintf("read header: %v", err)}
+		return &FileError{Reason: "заголовок не читается: " + csvReason(err)}
 	}
 	if lim.tripped {
-		return &FileError{Reason: fmt.Sprintf("the header is longer than %d KiB: not a CSV file", maxRowBytes>>10)}
+		return &FileError{Reason: fmt.Sprintf("заголовок длиннее %d КиБ: это не CSV", maxRowBytes>>10)}
 	}
 	lim.mark()
 	header = append([]string(nil), header...) // the reader reuses its slice
@@ -191,7 +191,7 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				if e := onBad(&RowError{Line: pe.StartLine, Reason: pe.Err.Error()}); e != nil {
+				if e := onBad(&RowError{Line: pe.StartLine, Reason: csvReason(pe)}); e != nil {
 					return e
 				}
 				continue
@@ -204,19 +204,19 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 			continue
 		}
 		if len(rec) > maxFields {
-			if e := onBad(&RowError{Line: line, Reason: fmt.Sprintf("%d fields, more than %d", len(rec), maxFields)}); e != nil {
+			if e := onBad(&RowError{Line: line, Reason: fmt.Sprintf("%d значений, больше %d", len(rec), maxFields)}); e != nil {
 				return e
 			}
 			continue
 		}
 		if i := nulField(rec); i >= 0 {
-			if e := onBad(&RowError{Line: line, Field: columnName(header, i), Reason: "a NUL byte: binary data, not text"}); e != nil {
+			if e := onBad(&RowError{Line: line, Field: columnName(header, i), Reason: "нулевой байт: двоичные данные, а не текст"}); e != nil {
 				return e
 			}
 			continue
 		}
 		if field, n := longField(rec, header); n > 0 {
-			if e := onBad(&RowError{Line: line, Field: field, Reason: fmt.Sprintf("value of %d bytes, more than %d", n, maxFieldBytes)}); e != nil {
+			if e := onBad(&RowError{Line: line, Field: field, Reason: fmt.Sprintf("значение в %d байт, больше %d", n, maxFieldBytes)}); e != nil {
 				return e
 			}
 			continue
@@ -231,16 +231,37 @@ func readCSV(r io.Reader, f feed, fn func(*csvRow) error, onBad func(*RowError) 
 // longRow is the error for a row cut off at maxRowBytes, named by the
 // line it began on.
 func longRow(cr *csv.Reader, rec []string, err error, last int) error {
-	reason := fmt.Sprintf("a row longer than %d KiB: a quote left open?", maxRowBytes>>10)
+	reason := fmt.Sprintf("запись длиннее %d КиБ: не закрыта кавычка?", maxRowBytes>>10)
 	var pe *csv.ParseError
 	switch {
 	case errors.As(err, &pe):
-		return &FileError{Reason: fmt.Sprintf("line %d: %s", pe.StartLine, reason)}
+		return &FileError{Reason: fmt.Sprintf("строка %d: %s", pe.StartLine, reason)}
 	case err == nil && len(rec) > 0:
 		line, _ := cr.FieldPos(0)
-		return &FileError{Reason: fmt.Sprintf("line %d: %s", line, reason)}
+		return &FileError{Reason: fmt.Sprintf("строка %d: %s", line, reason)}
 	}
-	return &FileError{Reason: fmt.Sprintf("after line %d: more than %d KiB without a row", last, maxRowBytes>>10)}
+	return &FileError{Reason: fmt.Sprintf("после строки %d: больше %d КиБ без перевода строки", last, maxRowBytes>>10)}
+}
+
+// csvReason says why encoding/csv could not read a row, and on which line
+// if the row spans several. Its column is left out: a byte count of the
+// decoded text, which is not where an editor shows the character.
+func csvReason(err error) string {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return err.Error()
+	}
+	why := pe.Err.Error()
+	switch {
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		why = `кавычка " внутри значения без кавычек: удвойте её ("") или заключите всё значение в кавычки`
+	case errors.Is(pe.Err, csv.ErrQuote):
+		why = `лишняя или незакрытая кавычка " в значении в кавычках`
+	}
+	if pe.Line != pe.StartLine { // a quoted value holding line breaks
+		return fmt.Sprintf("в строке %d: %s", pe.Line, why)
+	}
+	return why
 }
 
 func isBlank(rec []string) bool {

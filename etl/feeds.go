@@ -149,8 +149,12 @@ func (f feed) matchHeader(header []string) (map[string]int, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return nil, &FileError{Reason: fmt.Sprintf("%s feed: missing required column %s (header: %s)",
-			f.name, strings.Join(missing, ", "), strings.Join(header, ";"))}
+		what := "нет обязательного столбца"
+		if len(missing) > 1 {
+			what = "нет обязательных столбцов"
+		}
+		return nil, &FileError{Reason: fmt.Sprintf("выгрузка %s: %s %s (заголовок: %s)",
+			f.name, what, strings.Join(missing, ", "), strings.Join(header, ";"))}
 	}
 	return index, nil
 }
@@ -176,11 +180,11 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 		TimeZone: r.get("timezone"), Region: r.get("region"),
 	}
 	if s.Code == "" {
-		return s, rowErr(r, "code", "empty store code")
+		return s, rowErr(r, "code", "пустой код магазина")
 	}
 	if s.TimeZone != "" {
 		if _, err := time.LoadLocation(s.TimeZone); err != nil {
-			return s, rowErr(r, "timezone", "%q is not an IANA time zone (like Europe/Moscow)", s.TimeZone)
+			return s, rowErr(r, "timezone", "%q — не часовой пояс IANA (например, Europe/Moscow)", s.TimeZone)
 		}
 	}
 	if e := r.get("director_email"); e != "" {
@@ -200,7 +204,7 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 func parseCustomer(r *csvRow) (store.Customer, *RowError) {
 	c := store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
 	if c.Code == "" {
-		return c, rowErr(r, "code", "empty customer code")
+		return c, rowErr(r, "code", "пустой код покупателя")
 	}
 	if e, err := firstValid(r.get("email"), normalizeEmail); err == nil {
 		c.Email = e
@@ -230,20 +234,20 @@ func parsePurchase(r *csvRow, zone func(store string) *time.Location, latest tim
 		Seller: r.get("seller"),
 	}
 	if p.StoreCode == "" {
-		return p, rowErr(r, "store", "empty store code")
+		return p, rowErr(r, "store", "пустой код магазина")
 	}
 	if p.Receipt == "" {
-		return p, rowErr(r, "receipt", "empty receipt number")
+		return p, rowErr(r, "receipt", "пустой номер чека")
 	}
 	line, err := strconv.Atoi(r.get("line"))
 	if err != nil || line < 0 {
-		return p, rowErr(r, "line", "%q is not a line number", r.get("line"))
+		return p, rowErr(r, "line", "%q — не номер строки чека", r.get("line"))
 	}
 	p.Line = line
 	at, err := parseDateTime(r.get("date"), zone(p.StoreCode))
 	if err != nil {
 		if err == errEmpty {
-			return p, rowErr(r, "date", "empty date")
+			return p, rowErr(r, "date", "пустая дата")
 		}
 		return p, rowErr(r, "date", "%v", err)
 	}
@@ -255,7 +259,7 @@ func parsePurchase(r *csvRow, zone func(store string) *time.Location, latest tim
 		return p, rowErr(r, "qty", "%v", err)
 	}
 	if p.QtyMilli == 0 {
-		return p, rowErr(r, "qty", "zero quantity")
+		return p, rowErr(r, "qty", "нулевое количество")
 	}
 	if s := r.get("price"); s != "" {
 		if p.PriceKop, err = parseKopecks(s); err != nil {
@@ -266,18 +270,18 @@ func parsePurchase(r *csvRow, zone func(store string) *time.Location, latest tim
 		return p, rowErr(r, "sum", "%v", err)
 	}
 	if key := lineBeyond(p.QtyMilli, p.PriceKop, p.SumKop); key != "" {
-		limit := fmt.Sprintf("%d roubles", maxLineKopecks/100)
+		limit := fmt.Sprintf("%d руб.", maxLineKopecks/100)
 		if key == "qty" {
-			limit = fmt.Sprintf("%d units", maxLineMilli/1000)
+			limit = fmt.Sprintf("%d шт.", maxLineMilli/1000)
 		}
-		return p, rowErr(r, key, "%q is more than %s: another column?", r.get(key), limit)
+		return p, rowErr(r, key, "%q — больше %s: значение другого столбца?", r.get(key), limit)
 	}
 	// A return is a negative quantity; 1C writes its sum either way.
 	if p.QtyMilli < 0 && p.SumKop > 0 {
 		p.SumKop = -p.SumKop
 	}
 	if p.QtyMilli > 0 && p.SumKop < 0 {
-		return p, rowErr(r, "sum", "negative sum %s for a positive quantity", r.get("sum"))
+		return p, rowErr(r, "sum", "отрицательная сумма %s при положительном количестве", r.get("sum"))
 	}
 	return p, nil
 }

@@ -346,7 +346,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	}
 	log := in.log().With("source", spec.Name, "file", e.Name, "feed", feed)
 	if limit := in.maxFileBytes(); e.Size > limit {
-		reason := fmt.Sprintf("%s, more than the %s a file may hold", sizeText(e.Size), sizeText(limit))
+		reason := fmt.Sprintf("в файле %s, больше предела %s (max_file_mb)", sizeText(e.Size), sizeText(limit))
 		return nil, in.refuse(ctx, spec.Name, v, feed, reason, res, log)
 	}
 	path, sum, enc, err := in.download(ctx, spec, e, log)
@@ -601,9 +601,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 func sizeText(n int64) string {
 	if n < 1<<20 {
-		return fmt.Sprintf("%d bytes", n)
+		return fmt.Sprintf("%d байт", n)
 	}
-	return fmt.Sprintf("%d MiB", n>>20)
+	return fmt.Sprintf("%d МиБ", n>>20)
 }
 
 func (in *Ingester) maxFileBytes() int64 {

@@ -441,7 +441,7 @@ func TestIngestFiles_RowCutOff(t *testing.T) {
 	}
 	got := rejectsFile(t, in, "*purchases_open_quote.csv")
 	want := "\ufeffФайл;Строка;Поле;Причина\r\n" +
-		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): line 4: a row longer than 1024 KiB: a quote left open?\r\n"
+		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): строка 4: запись длиннее 1024 КиБ: не закрыта кавычка?\r\n"
 	if string(got) != want {
 		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
@@ -462,7 +462,7 @@ func TestIngester_RefusesLargeFile(t *testing.T) {
 	if s := status(t, db); s.Stores != 0 || s.Files.Failed != 1 {
 		t.Fatalf("stores %d, files %+v: want nothing loaded and the file failed", s.Stores, s.Files)
 	}
-	want := "\ufeffФайл;Строка;Поле;Причина\r\nstores.csv;;;файл не загружен: 115 bytes, more than the 64 bytes a file may hold\r\n"
+	want := "\ufeffФайл;Строка;Поле;Причина\r\nstores.csv;;;файл не загружен: в файле 115 байт, больше предела 64 байт (max_file_mb)\r\n"
 	if got := rejectsFile(t, in, "stores.csv"); string(got) != want {
 		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}

@@ -57,20 +57,20 @@ func TestLimits_EndlessInput(t *testing.T) {
 		maxRead          int64 // bytes read of the input at most
 	}{
 		{name: "quote left open", head: header + good + "R2;1;01.11.2026;0001;;T1;\"Молоко\n", unit: good,
-			want: "line 3: a row longer than 1024 KiB: a quote left open?", rows: 1, maxRead: 2 << 20},
+			want: "строка 3: запись длиннее 1024 КиБ: не закрыта кавычка?", rows: 1, maxRead: 2 << 20},
 		{name: "line without end", head: header + good + good, unit: "Молоко ",
-			want: "line 4: a row longer than 1024 KiB: a quote left open?", rows: 2, maxRead: 2 << 20},
+			want: "строка 4: запись длиннее 1024 КиБ: не закрыта кавычка?", rows: 2, maxRead: 2 << 20},
 		{name: "blank lines", head: header + good, unit: "\r\n",
-			want: "after line 2: more than 1024 KiB without a row", rows: 1, maxRead: 2 << 20},
+			want: "после строки 2: больше 1024 КиБ без перевода строки", rows: 1, maxRead: 2 << 20},
 		{name: "text without end", xml: true, head: cml + "<Документ>\n<Товары>\n<Товар>\n<Наименование>", unit: "Молоко ",
-			want: "line 6: an XML token longer than 2048 KiB", maxRead: 3 << 20},
+			want: "строка 6: лексема XML длиннее 2048 КиБ", maxRead: 3 << 20},
 		{name: "attribute without end", xml: true, head: cml + "<Документ Номер=\"", unit: "1",
-			want: "line 3: an XML token longer than 2048 KiB", maxRead: 3 << 20},
+			want: "строка 3: лексема XML длиннее 2048 КиБ", maxRead: 3 << 20},
 		{name: "comment without end", xml: true, head: cml + "<!--", unit: "x",
-			want: "line 3: an XML token longer than 2048 KiB", maxRead: 3 << 20},
+			want: "строка 3: лексема XML длиннее 2048 КиБ", maxRead: 3 << 20},
 		{name: "document of long texts", xml: true, head: cml + "<Документ>\n",
 			unit: "<Комментарий>" + strings.Repeat("ж", xmlMaxText/2-16) + "</Комментарий>\n",
-			want: "line 20: <Документ> holds more than 16 MiB of text", maxRead: 18 << 20},
+			want: "строка 20: в <Документ> больше 16 МиБ текста", maxRead: 18 << 20},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,9 +145,9 @@ func TestLimits_Counts(t *testing.T) {
 		name, in, want string
 	}{
 		{"tokens", cml + strings.Repeat("<Пусто/>\n", 400) + "</КоммерческаяИнформация>\n",
-			"line 335: more than 1000 XML tokens"},
+			"строка 335: больше 1000 лексем XML"},
 		{"documents", cml + strings.Repeat(doc, 5) + "</КоммерческаяИнформация>\n",
-			"line 12: more than 3 documents"},
+			"строка 12: больше 3 документов"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,10 +46,10 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	head := make([]byte, 512)
 	n, _ := io.ReadFull(f, head)
 	if isUTF16(head[:n]) {
-		return c, &FileError{Reason: "the file is UTF-16: save it as UTF-8 or Windows-1251"}
+		return c, &FileError{Reason: "файл в кодировке UTF-16: сохраните его в UTF-8 или Windows-1251"}
 	}
 	if kind := notExport(head[:n]); kind != "" {
-		return c, &FileError{Reason: "the file is " + kind + ", not a text export: 1C's CSV or CommerceML XML"}
+		return c, &FileError{Reason: "файл — " + kind + ", а не текстовая выгрузка 1С (CSV или CommerceML XML)"}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return c, err
@@ -169,10 +169,10 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			code := r.get("code")
 			if code == "" {
-				return nil, rowErr(r, "code", "empty promo code")
+				return nil, rowErr(r, "code", "пустой промокод")
 			}
 			if len(code) > 64 || strings.ContainsFunc(code, unicode.IsSpace) {
-				return nil, rowErr(r, "code", "%q is not a promo code (no spaces, at most 64 bytes)", code)
+				return nil, rowErr(r, "code", "%q — не промокод (без пробелов, не длиннее 64 байт)", code)
 			}
 			return func() (outcome, error) { return outcomeOf(batch.AddPromoCode(ctx, code)) }, nil
 		}
@@ -188,12 +188,12 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			in.log().Info("earlier order lines categorized by the catalog", "lines", n)
 		}
 		if x.sales == 0 && x.usable == 0 && x.skipped != "" && resume.Checkpoint == 0 {
-			return c, &FileError{Reason: "nothing to load: " + x.skipped}
+			return c, &FileError{Reason: "загружать нечего: " + x.skipped}
 		}
 		err := batch.Checkpoint(ctx, last, &c)
 		return c, err
 	default:
-		return c, &FileError{Reason: fmt.Sprintf("unknown feed %q", feedName)}
+		return c, &FileError{Reason: fmt.Sprintf("неизвестная выгрузка %q", feedName)}
 	}
 	readCtx, stop := context.WithCancel(ctx)
 	var known func([]byte) (bool, error)

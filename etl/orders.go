@@ -86,10 +86,10 @@ func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
 	}
 	var why []string
 	if x.buyer > 0 {
-		why = append(why, fmt.Sprintf("%d documents where our side is the buyer (Роль Покупатель), not a sale", x.buyer))
+		why = append(why, fmt.Sprintf("документов, где мы покупатель (Роль Покупатель), а не продажа: %d", x.buyer))
 	}
 	if x.status > 0 {
-		why = append(why, fmt.Sprintf("%d status-only documents without goods", x.status))
+		why = append(why, fmt.Sprintf("документов только со статусом, без товаров: %d", x.status))
 	}
 	x.skipped = strings.Join(why, "; ")
 	return nil
@@ -102,7 +102,7 @@ func (x *xmlLoad) read(r io.Reader, isUTF8 bool) error {
 func (x *xmlLoad) document(doc *xnode) error {
 	x.docs++
 	if x.docs > xmlMaxDocuments {
-		return &FileError{Reason: fmt.Sprintf("line %d: more than %d documents", doc.line, xmlMaxDocuments)}
+		return &FileError{Reason: fmt.Sprintf("строка %d: больше %d документов", doc.line, xmlMaxDocuments)}
 	}
 	if role := norm(doc.get("Роль")); role != "" && role != "продавец" {
 		x.buyer++
@@ -118,7 +118,7 @@ func (x *xmlLoad) document(doc *xnode) error {
 		receipt = doc.get("Номер")
 	}
 	if receipt == "" {
-		return x.reject(&RowError{Line: doc.line, Field: "Документ/Ид", Reason: "a document without Ид or Номер"})
+		return x.reject(&RowError{Line: doc.line, Field: "Документ/Ид", Reason: "у документа нет ни Ид, ни Номера"})
 	}
 	storeCode := doc.get("Склады", "Склад", "Ид")
 	if storeCode == "" {
@@ -178,7 +178,7 @@ func (x *xmlLoad) document(doc *xnode) error {
 			sum, ok = lineSum(price, qty)
 		}
 		if !ok || lineBeyond(qty, price, sum) != "" {
-			reason := fmt.Sprintf("quantity %q, price %q, sum %q: more than %d units or %d roubles, another element?",
+			reason := fmt.Sprintf("количество %q, цена %q, сумма %q: больше %d шт. или %d руб., значение другого элемента?",
 				g.get("Количество"), priceText, g.get("Сумма"), maxLineMilli/1000, maxLineKopecks/100)
 			if err := x.reject(&RowError{Line: doc.line, Field: field("Сумма"), Reason: reason}); err != nil {
 				return err

@@ -27,7 +27,7 @@ func TestXMLLoad_ReadAhead(t *testing.T) {
 	}{
 		{"whole", cml + docs + "</КоммерческаяИнформация>\n", 0, "", 1000, 1000},
 		{"load fails", cml + docs + "</КоммерческаяИнформация>\n", 2, "boom", 2, 1},
-		{"file broken", cml + strings.Repeat(doc, 3) + "<Документ><Ид>", 0, "line 6: broken XML: unexpected EOF", 3, 3},
+		{"file broken", cml + strings.Repeat(doc, 3) + "<Документ><Ид>", 0, "строка 6: XML повреждён: файл обрывается посреди XML: он обрезан", 3, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ func TestRealWorld_CommerceML(t *testing.T) {
 		{file: "cml205-orders-empty-cp1251.xml"},
 		{file: "cml203-order-bitrix-cp1251-double-escaped.xml", lines: 1, purchases: 1},
 		{file: "cml203-orders-status-only.xml", lines: 1, purchases: 1},
-		{file: "cml2-noversion-purchase-order-ut103.xml", refused: "1 documents where our side is the buyer"},
+		{file: "cml2-noversion-purchase-order-ut103.xml", refused: "где мы покупатель (Роль Покупатель), а не продажа: 1"},
 		{file: "cml1-sale-1c77-cp1251.xml", refused: "CommerceML 1.x"},
 		{file: "cml204-catalog-ua-crlf.xml", lines: 89},
 		{file: "cml207-catalog-nested-groups.xml", lines: 24},

@@ -28,7 +28,7 @@ func notText(b []byte, lines bool, why string) string {
 	}
 	line := 1 + bytes.Count(b[:i], []byte{'\n'})
 	col := 1 + utf8.RuneCount(b[bytes.LastIndexByte(b[:i], '\n')+1:i])
-	return fmt.Sprintf("line %d, character %d: control character 0x%02X: %s", line, col, b[i], why)
+	return fmt.Sprintf("строка %d, символ %d: управляющий символ 0x%02X: %s", line, col, b[i], why)
 }
 
 // isUTF16 reports whether b, the start of a file, is UTF-16: a byte order
@@ -61,12 +61,12 @@ func isUTF16(b []byte) bool {
 var formats = []struct {
 	magic, name string
 }{
-	{"PK\x03\x04", "a ZIP archive (.zip, or an .xlsx or .docx document)"},
-	{"\x1f\x8b", "a gzip archive"},
-	{"Rar!\x1a\x07", "a RAR archive"},
-	{"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"},
-	{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Office 97-2003 document (.xls, .doc)"},
-	{"%PDF-", "a PDF document"},
+	{"PK\x03\x04", "архив ZIP (.zip или документ .xlsx, .docx)"},
+	{"\x1f\x8b", "архив gzip"},
+	{"Rar!\x1a\x07", "архив RAR"},
+	{"7z\xbc\xaf\x27\x1c", "архив 7-Zip"},
+	{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "документ Office 97-2003 (.xls, .doc)"},
+	{"%PDF-", "документ PDF"},
 }
 
 // notExport names the format of a file that starts with b if it is one

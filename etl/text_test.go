@@ -1,6 +1,8 @@
 package etl
 
 import (
+	"encoding/csv"
+	"errors"
 	"testing"
 	"unicode/utf16"
 )
@@ -14,10 +16,10 @@ func TestNotText(t *testing.T) {
 	}{
 		{"header", "НомерЧека;Дата\tСумма\r", false, ""},
 		{"xml", "<?xml version=\"1.0\"?>\r\n<КоммерческаяИнформация>\n\t<Документ>", true, ""},
-		{"form feed", "Чек;\x0cДата", false, "line 1, character 5: control character 0x0C: why"},
-		{"second line", "<?xml?>\n<Корень>\x01", true, "line 2, character 9: control character 0x01: why"},
-		{"line feed in a CSV line", "a\nb", false, "line 1, character 2: control character 0x0A: why"},
-		{"NUL", "\x00", true, "line 1, character 1: control character 0x00: why"},
+		{"form feed", "Чек;\x0cДата", false, "строка 1, символ 5: управляющий символ 0x0C: why"},
+		{"second line", "<?xml?>\n<Корень>\x01", true, "строка 2, символ 9: управляющий символ 0x01: why"},
+		{"line feed in a CSV line", "a\nb", false, "строка 1, символ 2: управляющий символ 0x0A: why"},
+		{"NUL", "\x00", true, "строка 1, символ 1: управляющий символ 0x00: why"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,16 +73,51 @@ func TestNotExport(t *testing.T) {
 	tests := []struct {
 		in, want string
 	}{
-		{"PK\x03\x04\x14\x00", "a ZIP archive (.zip, or an .xlsx or .docx document)"},
-		{"\x1f\x8b\x08\x00", "a gzip archive"},
-		{"%PDF-1.7\n", "a PDF document"},
-		{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "an Office 97-2003 document (.xls, .doc)"},
+		{"PK\x03\x04\x14\x00", "архив ZIP (.zip или документ .xlsx, .docx)"},
+		{"\x1f\x8b\x08\x00", "архив gzip"},
+		{"%PDF-1.7\n", "документ PDF"},
+		{"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "документ Office 97-2003 (.xls, .doc)"},
 		{"Код;Наименование\r\n", ""},
 		{"PK", ""},
 	}
 	for _, tt := range tests {
 		if got := notExport([]byte(tt.in)); got != tt.want {
 			t.Errorf("notExport(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSyntaxReason(t *testing.T) {
+	tests := []struct{ msg, want string }{
+		{"unexpected EOF", "файл обрывается посреди XML: он обрезан"},
+		{"element <Товар> closed by </Товары>", "элемент <Товар> закрыт тегом </Товары>"},
+		{"unexpected end element </Сумма>", "лишний закрывающий тег </Сумма>"},
+		{"invalid character entity &nbsp;", "неизвестная сущность &nbsp; (DTD и внешние сущности не поддерживаются)"},
+		{"illegal character code U+0001", "символ U+0001 недопустим в XML"},
+		{"expected /> in element", "expected /> in element"}, // not translated: kept as it is
+	}
+	for _, tt := range tests {
+		if got := syntaxReason(tt.msg); got != tt.want {
+			t.Errorf("syntaxReason(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
+
+func TestCSVReason(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&csv.ParseError{StartLine: 4, Line: 4, Column: 9, Err: csv.ErrBareQuote},
+			`кавычка " внутри значения без кавычек: удвойте её ("") или заключите всё значение в кавычки`},
+		// A quoted value that holds line breaks: the line of the quote.
+		{&csv.ParseError{StartLine: 4, Line: 6, Column: 3, Err: csv.ErrQuote},
+			`в строке 6: лишняя или незакрытая кавычка " в значении в кавычках`},
+		{errors.New("read failed"), "read failed"},
+	}
+	for _, tt := range tests {
+		if got := csvReason(tt.err); got != tt.want {
+			t.Errorf("csvReason(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

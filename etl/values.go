@@ -27,7 +27,7 @@ var dateTimeLayouts = []string{
 	"2006-01-02",
 }
 
-var errEmpty = errors.New("empty")
+var errEmpty = errors.New("пустое значение")
 
 // parseDateTime reads a 1C date or date-time in loc. The 1C empty date
 // (01.01.0001) reads as errEmpty.
@@ -83,7 +83,7 @@ func anyDateTime(s string, loc *time.Location) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not a date (want DD.MM.YYYY [H:MM:SS])", s)
+	return time.Time{}, fmt.Errorf("%q — не дата (нужно ДД.ММ.ГГГГ или ДД.ММ.ГГГГ Ч:ММ:СС)", s)
 }
 
 // parseFixed reads a decimal number with up to scale fraction digits as an
@@ -168,12 +168,12 @@ func anyFixed(s string, scale int) (int64, error) {
 	}
 	intPart, frac, _ := strings.Cut(strings.Replace(s, ",", ".", 1), ".")
 	if intPart == "" && frac == "" {
-		return 0, fmt.Errorf("%q is not a number", orig)
+		return 0, fmt.Errorf("%q — не число", orig)
 	}
 	if len(frac) > scale {
 		extra := frac[scale:]
 		if strings.Trim(extra, "0") != "" {
-			return 0, fmt.Errorf("%q has more than %d decimal places", orig, scale)
+			return 0, fmt.Errorf("в %q больше %d знаков после запятой", orig, scale)
 		}
 		frac = frac[:scale]
 	}
@@ -181,10 +181,10 @@ func anyFixed(s string, scale int) (int64, error) {
 	for _, part := range []string{intPart, frac + strings.Repeat("0", scale-len(frac))} {
 		for _, c := range part {
 			if c < '0' || c > '9' {
-				return 0, fmt.Errorf("%q is not a number", orig)
+				return 0, fmt.Errorf("%q — не число", orig)
 			}
 			if v > (1<<62)/10 {
-				return 0, fmt.Errorf("%q is too large", orig)
+				return 0, fmt.Errorf("%q — слишком большое число", orig)
 			}
 			v = v*10 + int64(c-'0')
 		}
@@ -209,7 +209,7 @@ func parseBool(s string) (bool, error) {
 	case "нет", "ложь", "0", "false", "no", "n", "н", "":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not yes or no (Да/Нет, 1/0, true/false)", s)
+	return false, fmt.Errorf("%q — не «да» и не «нет» (Да/Нет, Истина/Ложь, 1/0, true/false)", s)
 }
 
 // NormalizeEmail trims and lower-cases an address and checks it, as the
@@ -229,15 +229,15 @@ func normalizeEmail(s string) (string, error) {
 	}
 	a, err := mail.ParseAddress(e)
 	if err != nil || a.Address != e || a.Name != "" {
-		return "", fmt.Errorf("%q is not an email address", s)
+		return "", fmt.Errorf("%q — не адрес электронной почты", s)
 	}
 	local, domain, _ := strings.Cut(e, "@")
 	if !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "", fmt.Errorf("%q has no valid domain", s)
+		return "", fmt.Errorf("в адресе %q нет правильного домена после @", s)
 	}
 	for _, r := range local {
 		if r > unicode.MaxASCII {
-			return "", fmt.Errorf("%q has a non-ASCII local part", s)
+			return "", fmt.Errorf("в адресе %q до @ не только латинские буквы, цифры и знаки", s)
 		}
 	}
 	return e, nil
@@ -275,18 +275,18 @@ func normalizePhone(s string) (string, error) {
 			if strings.TrimSpace(s) == "" {
 				return "", errEmpty
 			}
-			return "", fmt.Errorf("%q is not a phone number", s)
+			return "", fmt.Errorf("%q — не номер телефона", s)
 		}
 	}
 	if n.GetCountryCode() != 7 {
-		return "", fmt.Errorf("%q is not a Russian phone number", s)
+		return "", fmt.Errorf("%q — не российский номер телефона", s)
 	}
 	if !phonenumbers.IsValidNumber(n) {
-		return "", fmt.Errorf("%q is not a valid Russian phone number", s)
+		return "", fmt.Errorf("номера %q нет в российском плане нумерации", s)
 	}
 	national := strconv.FormatUint(n.GetNationalNumber(), 10)
 	if len(national) != 10 {
-		return "", fmt.Errorf("%q is not a Russian phone number", s)
+		return "", fmt.Errorf("%q — не российский номер телефона", s)
 	}
 	return "+7" + national, nil
 }
@@ -371,10 +371,10 @@ const aheadOfClock = 48 * time.Hour
 // date, or nil.
 func checkPurchaseDate(s string, at, latest time.Time) error {
 	if at.Before(earliestPurchase) {
-		return fmt.Errorf("%q is before %d: a typo in the year?", s, earliestPurchase.Year())
+		return fmt.Errorf("%q — раньше %d года: опечатка в годе?", s, earliestPurchase.Year())
 	}
 	if at.After(latest) {
-		return fmt.Errorf("%q is in the future: a typo in the year?", s)
+		return fmt.Errorf("%q — дата в будущем: опечатка в годе?", s)
 	}
 	return nil
 }
