@@ -1,8 +1,11 @@
 package etl
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 func TestParseFixed(t *testing.T) {
@@ -189,6 +192,30 @@ func TestFirstValid(t *testing.T) {
 		got, err := firstValid(tt.in, tt.norm)
 		if got != tt.want || (err == nil) != tt.valid {
 			t.Errorf("firstValid(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestPlanPrefix holds validPlus7's cache to the library: for every
+// prefix of five digits, numbers that differ after it get the same
+// verdict from the library, the one the cache gives.
+func TestPlanPrefix(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	const rest = planRest
+	for prefix := uint64(1e9 / rest); prefix < 1e10/rest; prefix++ {
+		var want bool
+		for i, tail := range []uint64{0, rest - 1, rng.Uint64N(rest), rng.Uint64N(rest)} {
+			cc, national := int32(7), prefix*rest+tail
+			n := &phonenumbers.PhoneNumber{CountryCode: &cc, NationalNumber: &national}
+			got := phonenumbers.IsValidNumber(n)
+			if i == 0 {
+				want = got
+			} else if got != want {
+				t.Fatalf("+7%d: the library says %v, but %v for +7%d: more digits decide", national, got, want, prefix*rest)
+			}
+			if cached := validPlus7(n); cached != got {
+				t.Fatalf("+7%d: validPlus7 says %v, the library %v", national, cached, got)
+			}
 		}
 	}
 }
