@@ -157,7 +157,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	case FeedCustomers:
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
 			cu, bad := parseCustomer(r)
-			return func() (outcome, error) { return outcomeOf(batch.AddCustomer(ctx, cu)) }, bad
+			return func() (outcome, error) { return queuedRow, batch.QueueCustomer(ctx, cu) }, bad
 		}
 	case FeedPurchases:
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {

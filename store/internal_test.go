@@ -416,3 +416,127 @@ func seq(from, to int) []int {
 	}
 	return s
 }
+
+// Queued cards are written many to a statement, with the same result as
+// one by one: a card loaded before and unchanged is a duplicate, a
+// changed field updates it, a card twice in one statement applies in
+// turn, and a forgotten card is never filled again.
+func TestQueueCustomer_AsAddCustomer(t *testing.T) {
+	ctx := context.Background()
+	card := func(code, name string, consent bool) Customer {
+		return Customer{Code: code, Name: name, Email: code + "@example.ru", Consent: consent, StoreCode: "1"}
+	}
+	before := []Customer{card("a", "Иванов", true), card("b", "Петров", true), card("gone", "Сидоров", true)}
+	var export []Customer
+	export = append(export, card("a", "Иванов", true), card("b", "Петров", false), card("gone", "Сидоров", false))
+	for i := range 150 { // two whole statements and a part
+		export = append(export, card(fmt.Sprint("n", i), "Новый", i%2 == 0))
+	}
+	// Twice in one statement: inserted, then changed; then the same again.
+	export = append(export, card("twice", "Первый", true), card("twice", "Второй", true), card("twice", "Второй", true))
+	export = append(export, Customer{Code: "empty"}, Customer{Code: "empty"})
+
+	type result struct {
+		counts FileCounts
+		cards  []string
+	}
+	load := func(queue bool) result {
+		db := openTestDB(t)
+		b, err := db.BeginBatch(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range before {
+			if _, err := b.AddCustomer(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Forget(ctx, "gone@example.ru", ""); err != nil {
+			t.Fatal(err)
+		}
+		if b, err = db.BeginBatch(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		var c FileCounts
+		for _, cu := range export {
+			if queue {
+				err = b.QueueCustomer(ctx, cu)
+			} else {
+				var changed bool
+				if changed, err = b.AddCustomer(ctx, cu); changed {
+					c.Loaded++
+				} else {
+					c.Duplicate++
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Checkpoint(ctx, len(export), &c); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.read.QueryContext(ctx, `SELECT code, coalesce(name, '-'), coalesce(email, '-'), consent, store_code, forgotten
+			FROM customers ORDER BY code`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		r := result{counts: c}
+		for rows.Next() {
+			var code, name, email, store string
+			var consent, forgotten int
+			if err := rows.Scan(&code, &name, &email, &consent, &store, &forgotten); err != nil {
+				t.Fatal(err)
+			}
+			r.cards = append(r.cards, fmt.Sprint(code, name, email, consent, store, forgotten))
+		}
+		return r
+	}
+	one, queued := load(false), load(true)
+	if want := (FileCounts{Loaded: 1 + 150 + 2 + 1, Duplicate: 2 + 1 + 1}); one.counts != want {
+		t.Errorf("one by one: counts %+v, want %+v", one.counts, want)
+	}
+	if queued.counts != one.counts {
+		t.Errorf("queued: counts %+v, one by one %+v", queued.counts, one.counts)
+	}
+	if !slices.Equal(queued.cards, one.cards) {
+		t.Errorf("queued: cards\n%v\none by one:\n%v", queued.cards, one.cards)
+	}
+	if len(one.cards) != 3+150+2 || !strings.Contains(strings.Join(one.cards, "\n"), "twiceВторой") {
+		t.Errorf("cards:\n%s", strings.Join(one.cards, "\n"))
+	}
+}
+
+// A batch whose context ends writes nothing: rows written through the
+// driver itself after database/sql gave up the transaction would be
+// committed one statement at a time. (A stopped load ended with cards
+// past its checkpoint loaded, and counted them as duplicates when it
+// resumed.)
+func TestBatch_CanceledWritesNothing(t *testing.T) {
+	db := openTestDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := db.BeginBatch(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond) // for database/sql to react to the end, if it does
+	for i := range cardsPerUpsert {
+		b.QueueCustomer(ctx, Customer{Code: fmt.Sprint(i)})
+	}
+	for i := range linesPerInsert {
+		b.QueuePurchaseLine(ctx, PurchaseLine{StoreCode: "1", Receipt: fmt.Sprint(i), Line: 1, At: time.Unix(1793361600, 0), QtyMilli: 1000})
+	}
+	b.Rollback()
+	var cards, lines int
+	if err := db.read.QueryRow(`SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM purchase_lines)`).Scan(&cards, &lines); err != nil {
+		t.Fatal(err)
+	}
+	if cards != 0 || lines != 0 {
+		t.Fatalf("%d cards and %d lines written by a batch whose context ended, want none", cards, lines)
+	}
+}

@@ -7,27 +7,35 @@ import (
 	"strings"
 )
 
-// execLines inserts n purchase lines through the driver itself, on the
+// rawKey names a statement that execRaw prepared: the statement a query
+// function writes for n rows.
+type rawKey struct {
+	what string
+	n    int
+}
+
+// execRaw runs the statement query(n) through the driver itself, on the
 // connection the batch's transaction runs on, and returns how many rows
-// it inserted. Through database/sql each of a line's thirteen values is
-// checked and converted again, and the connection locked and released,
-// for every statement: a few percent of a load's time. args holds the
-// lines' values (see insertLines), only of the types the driver takes
-// (int64, string). The statement for n lines is prepared once a batch.
-func (b *Batch) execLines(ctx context.Context, n int, args []driver.NamedValue) (int64, error) {
-	var inserted int64
+// it changed. Through database/sql each of a row's values is checked and
+// converted again, and the connection locked and released, for every
+// statement: a few percent of a load's time. args holds only values of
+// the types the driver takes (int64, string, nil). The statement is
+// prepared once a batch.
+func (b *Batch) execRaw(ctx context.Context, what string, n int, query func(n int) string, args []driver.NamedValue) (int64, error) {
+	var changed int64
 	err := b.conn.Raw(func(dc any) error {
-		st, ok := b.raw[n]
+		key := rawKey{what, n}
+		st, ok := b.raw[key]
 		if !ok {
 			p, ok := dc.(driver.ConnPrepareContext)
 			if !ok {
 				return errors.New("the SQLite driver cannot prepare a statement with a context")
 			}
 			var err error
-			if st, err = p.PrepareContext(ctx, insertLinesQuery(n)); err != nil {
+			if st, err = p.PrepareContext(ctx, query(n)); err != nil {
 				return err
 			}
-			b.raw[n] = st
+			b.raw[key] = st
 		}
 		ex, ok := st.(driver.StmtExecContext)
 		if !ok {
@@ -37,26 +45,38 @@ func (b *Batch) execLines(ctx context.Context, n int, args []driver.NamedValue) 
 		if err != nil {
 			return err
 		}
-		inserted, err = res.RowsAffected()
+		changed, err = res.RowsAffected()
 		return err
 	})
-	return inserted, err
+	return changed, err
+}
+
+// execLines inserts n purchase lines in one statement (see insertLines)
+// and returns how many it inserted.
+func (b *Batch) execLines(ctx context.Context, n int, args []driver.NamedValue) (int64, error) {
+	return b.execRaw(ctx, "lines", n, insertLinesQuery, args)
 }
 
 // insertLinesQuery is the insert of n purchase lines in one statement.
 func insertLinesQuery(n int) string {
+	return rowsQuery(insertLineHead, lineTuple, "", n)
+}
+
+// rowsQuery is a statement of n rows: head, n tuples, tail.
+func rowsQuery(head, tuple, tail string, n int) string {
 	var q strings.Builder
-	q.WriteString(insertLineHead)
+	q.WriteString(head)
 	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString(tuple)
 	}
+	q.WriteString(tail)
 	return q.String()
 }
 
-// closeRaw closes the statements execLines prepared.
+// closeRaw closes the statements execRaw prepared.
 func (b *Batch) closeRaw() {
 	if len(b.raw) == 0 {
 		return
