@@ -417,10 +417,10 @@ func seq(from, to int) []int {
 	return s
 }
 
-// Queued cards are written many to a statement, with the same result as
+// Queued cards are written together, with the same result as
 // one by one: a card loaded before and unchanged is a duplicate, a
-// changed field updates it, a card twice in one statement applies in
-// turn, and a forgotten card is never filled again.
+// changed field updates it, a card twice among those written together
+// applies in turn, and a forgotten card is never filled again.
 func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 	ctx := context.Background()
 	card := func(code, name string, consent bool) Customer {
@@ -428,7 +428,8 @@ func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 	}
 	before := []Customer{card("a", "Иванов", true), card("b", "Петров", true), card("gone", "Сидоров", true)}
 	var export []Customer
-	export = append(export, card("a", "Иванов", true), card("b", "Петров", false), card("gone", "Сидоров", false))
+	export = append(export, card("a", "Иванов", true), card("b", "Петров", false), card("gone", "Сидоров", false),
+		card("a", "Иванов А.", true), card("a", "Иванов А. А.", true)) // changed twice in a statement
 	for i := range 150 { // two whole statements and a part
 		export = append(export, card(fmt.Sprint("n", i), "Новый", i%2 == 0))
 	}
@@ -497,7 +498,7 @@ func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 		return r
 	}
 	one, queued := load(false), load(true)
-	if want := (FileCounts{Loaded: 1 + 150 + 2 + 1, Duplicate: 2 + 1 + 1}); one.counts != want {
+	if want := (FileCounts{Loaded: 1 + 2 + 150 + 2 + 1, Duplicate: 2 + 1 + 1}); one.counts != want {
 		t.Errorf("one by one: counts %+v, want %+v", one.counts, want)
 	}
 	if queued.counts != one.counts {
@@ -506,7 +507,8 @@ func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 	if !slices.Equal(queued.cards, one.cards) {
 		t.Errorf("queued: cards\n%v\none by one:\n%v", queued.cards, one.cards)
 	}
-	if len(one.cards) != 3+150+2 || !strings.Contains(strings.Join(one.cards, "\n"), "twiceВторой") {
+	if all := strings.Join(one.cards, "\n"); len(one.cards) != 3+150+2 || !strings.Contains(all, "twiceВторой") ||
+		!strings.Contains(all, "aИванов А. А.") {
 		t.Errorf("cards:\n%s", strings.Join(one.cards, "\n"))
 	}
 }
@@ -525,7 +527,7 @@ func TestBatch_CanceledWritesNothing(t *testing.T) {
 	}
 	cancel()
 	time.Sleep(50 * time.Millisecond) // for database/sql to react to the end, if it does
-	for i := range cardsPerUpsert {
+	for i := range cardsPerWrite {
 		b.QueueCustomer(ctx, Customer{Code: fmt.Sprint(i)})
 	}
 	for i := range linesPerInsert {

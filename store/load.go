@@ -69,7 +69,7 @@ type Batch struct {
 	fileID int64
 	stmts  map[string]*sql.Stmt
 	raw    map[rawKey]driver.Stmt // see execRaw
-	args   []driver.NamedValue    // execLines' arguments, reused
+	args   []driver.NamedValue    // execRaw's arguments, reused
 	// sales tracks the lines added, for the roll-ups.
 	sales salesDelta
 	// queued are purchase lines waiting to be inserted together, cards
@@ -155,26 +155,15 @@ func (b *Batch) AddStore(ctx context.Context, s Store) (bool, error) {
 	return ok, nil
 }
 
-// The upsert of customers cards: inserted, or updated if a field
-// changed. A forgotten card is never filled again by a later export. Of
-// several rows of one card in a statement, each applies in turn, as if
-// each were a statement of its own.
-const (
-	upsertCustomerHead = `INSERT INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at) VALUES `
-	customerTuple      = `(?, ?, ?, ?, ?, ?, ?, ?)`
-	upsertCustomerTail = `
+// A card is inserted, or updated if a field changed. A forgotten card is
+// never filled again by a later export.
+const upsertCustomer = `INSERT INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (code) DO UPDATE SET name = excluded.name, email = excluded.email,
 		phone = excluded.phone, birth_date = excluded.birth_date, consent = excluded.consent,
 		store_code = excluded.store_code, updated_at = excluded.updated_at
 	WHERE forgotten = 0 AND (name, email, phone, birth_date, consent, store_code) IS NOT
 		(excluded.name, excluded.email, excluded.phone, excluded.birth_date, excluded.consent, excluded.store_code)`
-)
-
-// cardsPerUpsert is how many queued cards one upsert takes: as for
-// purchase lines (linesPerInsert), a statement for many rows saves the
-// cost of a statement for each, some two fifths of a customers export's
-// writing.
-const cardsPerUpsert = 64
 
 // AddCustomer inserts a card or updates it if a field changed, after the
 // cards queued before it.
@@ -182,19 +171,23 @@ func (b *Batch) AddCustomer(ctx context.Context, c Customer) (bool, error) {
 	if err := b.flushCards(ctx); err != nil {
 		return false, err
 	}
-	n, err := b.upsertCards(ctx, []Customer{c})
+	ok, err := b.exec(ctx, upsertCustomer, c.Code, nullString(c.Name), nullString(c.Email), nullString(c.Phone),
+		nullString(c.BirthDate), c.Consent, c.StoreCode, b.db.now())
 	if err != nil {
 		return false, fmt.Errorf("add customer %q: %w", c.Code, err)
 	}
-	return n > 0, nil
+	return ok, nil
 }
 
+// cardsPerWrite is how many queued cards are written together.
+const cardsPerWrite = 64
+
 // QueueCustomer inserts or updates a card as AddCustomer does, but with
-// other queued cards in one statement: whether it changed the database
-// is counted in the FileCounts that Checkpoint completes.
+// other queued cards: whether it changed the database is counted in the
+// FileCounts that Checkpoint completes.
 func (b *Batch) QueueCustomer(ctx context.Context, c Customer) error {
 	b.cards = append(b.cards, c)
-	if len(b.cards) < cardsPerUpsert {
+	if len(b.cards) < cardsPerWrite {
 		return nil
 	}
 	return b.flushCards(ctx)
@@ -208,7 +201,7 @@ func (b *Batch) flushCards(ctx context.Context) error {
 	}
 	b.cards = b.cards[:0]
 	first := q[0].Code
-	n, err := b.upsertCards(ctx, q)
+	n, err := b.writeCards(context.WithoutCancel(ctx), q)
 	clear(q)
 	if err != nil {
 		return fmt.Errorf("add customers from %q: %w", first, err)
@@ -218,37 +211,140 @@ func (b *Batch) flushCards(ctx context.Context) error {
 	return nil
 }
 
-// upsertCards writes cards in one statement and returns how many of
-// them changed the database.
-func (b *Batch) upsertCards(ctx context.Context, q []Customer) (int64, error) {
-	args := b.args[:0]
-	now := driver.Value(b.db.now())
+// card is a customer card's fields as upsertCustomer compares them.
+type card struct {
+	name, email, phone, birthDate sql.NullString
+	consent                       bool
+	storeCode                     string
+}
+
+func cardOf(c Customer) card {
+	return card{nullString(c.Name), nullString(c.Email), nullString(c.Phone), nullString(c.BirthDate), c.Consent, c.StoreCode}
+}
+
+// loadedCard is a card of the table, or one new to it, and what
+// writeCards makes of it.
+type loadedCard struct {
+	card
+	forgotten bool // never filled again
+	stored    bool // in the table before
+	changed   bool // to be written
+}
+
+// writeCards does to the cards of q, in turn, what upsertCustomer does to
+// one, and returns how many of them changed the database. The upsert,
+// many cards to a statement, made SQLite save every page it touched in a
+// statement journal first (such a statement may abort halfway), and a
+// customers export touches its email and phone indexes all over: a first
+// load took longer than with a statement a card. Instead, the cards
+// loaded before are looked up together, the new ones inserted many to a
+// statement that ignores rather than aborts, and those with a field
+// changed updated one by one (in the nightly export of cards loaded
+// before, a few).
+func (b *Batch) writeCards(ctx context.Context, q []Customer) (int64, error) {
+	cards, err := b.loadedCards(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	var added []string // codes new to the table, in order
+	var n int64
 	for _, c := range q {
-		consent := int64(0)
-		if c.Consent {
-			consent = 1
+		to := cardOf(c)
+		s, ok := cards[c.Code]
+		if !ok {
+			s = &loadedCard{}
+			cards[c.Code] = s
+			added = append(added, c.Code)
+		} else if s.forgotten || s.card == to {
+			continue
 		}
-		for _, v := range [...]driver.Value{c.Code, nullValue(c.Name), nullValue(c.Email), nullValue(c.Phone),
-			nullValue(c.BirthDate), consent, c.StoreCode, now} {
-			args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+		s.card, s.changed = to, true
+		n++
+	}
+	now := b.db.now()
+	if len(added) > 0 {
+		args := b.args[:0]
+		for _, code := range added {
+			c := cards[code]
+			consent := int64(0)
+			if c.consent {
+				consent = 1
+			}
+			for _, v := range [...]driver.Value{code, nullValue(c.name), nullValue(c.email), nullValue(c.phone),
+				nullValue(c.birthDate), consent, c.storeCode, now} {
+				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+			}
+		}
+		b.args = args
+		inserted, err := b.execRaw(ctx, "cards", len(added), insertCardsQuery, args)
+		clear(args)
+		if err != nil {
+			return 0, err
+		}
+		if inserted != int64(len(added)) {
+			return 0, fmt.Errorf("%d of %d new cards inserted", inserted, len(added))
 		}
 	}
-	b.args = args
-	n, err := b.execRaw(context.WithoutCancel(ctx), "cards", len(q), upsertCardsQuery, args)
-	clear(args)
-	return n, err
+	for _, c := range q {
+		s := cards[c.Code]
+		if !s.stored || !s.changed {
+			continue
+		}
+		s.changed = false // once, with its last fields
+		if _, err := b.exec(ctx, `UPDATE customers SET name = ?, email = ?, phone = ?, birth_date = ?, consent = ?,
+			store_code = ?, updated_at = ? WHERE code = ? AND forgotten = 0`,
+			s.name, s.email, s.phone, s.birthDate, s.consent, s.storeCode, now, c.Code); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
-func upsertCardsQuery(n int) string {
-	return rowsQuery(upsertCustomerHead, customerTuple, upsertCustomerTail, n)
+// loadedCards returns the cards of q's codes that the table holds.
+func (b *Batch) loadedCards(ctx context.Context, q []Customer) (map[string]*loadedCard, error) {
+	if len(q) > cardsPerWrite {
+		return nil, fmt.Errorf("%d cards at once, more than %d", len(q), cardsPerWrite)
+	}
+	args := make([]any, cardsPerWrite)
+	for i, c := range q {
+		args[i] = c.Code
+	}
+	st, err := b.stmt(ctx, loadedCardsQuery)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cards := make(map[string]*loadedCard, len(q))
+	for rows.Next() {
+		var code string
+		c := &loadedCard{stored: true}
+		if err := rows.Scan(&code, &c.name, &c.email, &c.phone, &c.birthDate, &c.consent, &c.storeCode, &c.forgotten); err != nil {
+			return nil, err
+		}
+		cards[code] = c
+	}
+	return cards, rows.Err()
 }
 
-// nullValue maps "" to NULL, as nullString does, for the driver itself.
-func nullValue(s string) driver.Value {
-	if s == "" {
+// loadedCardsQuery looks up cardsPerWrite codes (NULL matches none).
+var loadedCardsQuery = `SELECT code, name, email, phone, birth_date, consent, store_code, forgotten
+	FROM customers WHERE code IN (` + strings.TrimSuffix(strings.Repeat("?, ", cardsPerWrite), ", ") + `)`
+
+func insertCardsQuery(n int) string {
+	return rowsQuery(`INSERT OR IGNORE INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?)`, "", n)
+}
+
+// nullValue is a NullString for the driver itself.
+func nullValue(s sql.NullString) driver.Value {
+	if !s.Valid {
 		return nil
 	}
-	return s
+	return s.String
 }
 
 // A line already loaded is skipped by OR IGNORE rather than ON CONFLICT
