@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,22 +48,9 @@ func TestIngestBenchmark(t *testing.T) {
 	}
 	fi, _ := os.Stat(first)
 	cfg := dropConfig(t, dir, "")
-	// Each timed run starts on a quiet disk: what earlier runs (or the
-	// crash loop before this test) wrote is on the disk, so that neither
-	// side waits behind another's writeback in its fsyncs.
-	settle := func() {
-		syscall.Sync()
-		time.Sleep(2 * time.Second)
-	}
 	ingest := func() (time.Duration, int64) {
 		t.Helper()
-		settle()
-		cmd := binCmd(bin, cfg, "ingest")
-		start := time.Now()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("otklik ingest: %v\n%s", err, out)
-		}
-		return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+		return timedIngest(t, bin, cfg)
 	}
 
 	// The sqlite3 shell, raw: iconv, .import into a staging table, then
@@ -226,6 +214,77 @@ COMMIT;
 	}
 	if rss > 150<<20 {
 		t.Errorf("otklik ingest: peak RSS %d MiB, over 150 MiB", rss>>20)
+	}
+}
+
+// settle waits for a quiet disk before a timed run: what earlier runs (or
+// the crash loop before) wrote is on the disk, so that no run waits
+// behind another's writeback in its fsyncs.
+func settle() {
+	syscall.Sync()
+	time.Sleep(2 * time.Second)
+}
+
+// timedIngest runs `otklik ingest` on a quiet disk and returns its time
+// and peak RSS.
+func timedIngest(t *testing.T, bin, cfg string) (time.Duration, int64) {
+	t.Helper()
+	settle()
+	cmd := binCmd(bin, cfg, "ingest")
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("otklik ingest: %v\n%s", err, out)
+	}
+	return time.Since(start), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+}
+
+// TestCustomersBenchmark loads a full customers export, as a large chain's
+// 1C delivers every night, of one and ten million cards
+// (OTKLIK_BENCH_CARDS lists others): on a fresh database, then the next
+// night's export of the same cards with one in a hundred edited, of
+// which only those change the database. Peak RSS stays under 150 MiB.
+func TestCustomersBenchmark(t *testing.T) {
+	benchOnly(t)
+	sizes := []int{1000000, 10000000}
+	if s := os.Getenv("OTKLIK_BENCH_CARDS"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 100 {
+				t.Fatalf("OTKLIK_BENCH_CARDS=%q: want numbers of cards, at least 100, separated by commas", s)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	bin := buildBinary(t)
+	fmt.Printf("\n| customers export (Windows-1251) | first ingest | cards/s | peak RSS | next night's, 1%% edited | peak RSS |\n|---|---|---|---|---|---|\n")
+	for _, n := range sizes {
+		dir := t.TempDir()
+		drop := filepath.Join(dir, "drop")
+		os.MkdirAll(drop, 0o755)
+		first := filepath.Join(drop, "customers_1.csv")
+		if _, err := sample.WriteBigCustomers(first, sample.BigCustomers{Cards: n, Seed: 1}); err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(first)
+		cfg := dropConfig(t, dir, "")
+		took, rss := timedIngest(t, bin, cfg)
+		if s := status(t, cfg); s.Customers != int64(n) || s.Rows.Loaded != int64(n) {
+			t.Fatalf("%d cards: %d customers, %d rows loaded", n, s.Customers, s.Rows.Loaded)
+		}
+		if _, err := sample.WriteBigCustomers(filepath.Join(drop, "customers_2.csv"), sample.BigCustomers{Cards: n, Seed: 1, Edited: 100}); err != nil {
+			t.Fatal(err)
+		}
+		again, rss2 := timedIngest(t, bin, cfg)
+		edited := int64((n + 99) / 100)
+		if s := status(t, cfg); s.Customers != int64(n) || s.Rows.Loaded != int64(n)+edited || s.Rows.Duplicate != int64(n)-edited {
+			t.Fatalf("%d cards, %d edited: %d customers, %d rows loaded and %d duplicate in all", n, edited, s.Customers, s.Rows.Loaded, s.Rows.Duplicate)
+		}
+		fmt.Printf("| %d cards, %d MiB | %.1f s | %.0f | %d MiB | %.1f s | %d MiB |\n", n, fi.Size()>>20,
+			took.Seconds(), float64(n)/took.Seconds(), rss>>20, again.Seconds(), rss2>>20)
+		if max(rss, rss2) > 150<<20 {
+			t.Errorf("%d cards: peak RSS %d MiB, over 150 MiB", n, max(rss, rss2)>>20)
+		}
 	}
 }
 

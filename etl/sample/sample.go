@@ -125,47 +125,13 @@ func Write(dir string, o Options) (Summary, error) {
 	sum.Files = append(sum.Files, name)
 
 	name = "customers_" + stamp + ".csv"
-	emails := make([]string, o.Customers)
 	err = writeCSV(filepath.Join(dir, name), func(w *csv.Writer) error {
-		w.Write([]string{"Код", "ФИО", "Email", "Телефон", "ДатаРождения", "СогласиеНаРассылку", "Магазин"})
+		w.Write(customersHeader)
+		prev := ""
 		for i := range o.Customers {
-			code := fmt.Sprintf("%09d", 100000+i)
-			female := rng.IntN(2) == 0
-			last, first, patr := pick(rng, lastNames), pick(rng, firstNames), pick(rng, patrs)+"ич"
-			if female {
-				last, first, patr = last+"а", pick(rng, femNames), pick(rng, patrs)+"на"
-				if strings.HasSuffix(last, "йа") {
-					last = strings.TrimSuffix(last, "йа") + "я"
-				}
-			}
-			fio := last + " " + first + " " + patr
-			email := fmt.Sprintf("%s.%d@%s", translit(first), 100000+i, pick(rng, domains))
-			switch r := rng.IntN(100); {
-			case r < 5:
-				email = "" // no email on the card
-			case r < 7:
-				email = "нет" // typed into the wrong field
-			case r < 12:
-				email = "  " + strings.ToUpper(email) + " " // 1C keeps what the cashier typed
-			case r < 15 && i > 0 && emails[i-1] != "":
-				email = emails[i-1] // a second card of the same person
-			}
-			emails[i] = email
-			phone := fmt.Sprintf("9%09d", rng.IntN(1e9))
-			switch rng.IntN(4) {
-			case 0:
-				phone = "8 (" + phone[:3] + ") " + phone[3:6] + "-" + phone[6:8] + "-" + phone[8:]
-			case 1:
-				phone = "+7 " + phone
-			case 2:
-				phone = "7" + phone
-			}
-			birth := time.Date(1950+rng.IntN(55), time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC).Format("02.01.2006 0:00:00")
-			if rng.IntN(10) == 0 {
-				birth = "01.01.0001 0:00:00" // the 1C empty date
-			}
-			consent := pick(rng, []string{"Да", "Да", "Да", "Да", "Нет", "Истина", "1"})
-			w.Write([]string{code + " ", fio, email, phone, birth, consent, Stores[rng.IntN(len(Stores))].Code})
+			card := customerRow(rng, i, prev)
+			prev = card[2]
+			w.Write(card)
 		}
 		// A card with an unreadable consent: rejected, the rest loads.
 		w.Write([]string{"999999999", "Ошибкин Тест", "error@example.ru", "", "", "Может быть", "0001"})
@@ -265,6 +231,89 @@ func zone(name string) *time.Location {
 	}
 	zones.Store(name, l)
 	return l
+}
+
+var customersHeader = []string{"Код", "ФИО", "Email", "Телефон", "ДатаРождения", "СогласиеНаРассылку", "Магазин"}
+
+// customerRow is the i-th card of an export, as 1C writes it: the email
+// of the card before it is prev (a second card of the same person takes
+// it).
+func customerRow(rng *rand.Rand, i int, prev string) []string {
+	code := fmt.Sprintf("%09d", 100000+i)
+	female := rng.IntN(2) == 0
+	last, first, patr := pick(rng, lastNames), pick(rng, firstNames), pick(rng, patrs)+"ич"
+	if female {
+		last, first, patr = last+"а", pick(rng, femNames), pick(rng, patrs)+"на"
+		if strings.HasSuffix(last, "йа") {
+			last = strings.TrimSuffix(last, "йа") + "я"
+		}
+	}
+	fio := last + " " + first + " " + patr
+	email := fmt.Sprintf("%s.%d@%s", translit(first), 100000+i, pick(rng, domains))
+	switch r := rng.IntN(100); {
+	case r < 5:
+		email = "" // no email on the card
+	case r < 7:
+		email = "нет" // typed into the wrong field
+	case r < 12:
+		email = "  " + strings.ToUpper(email) + " " // 1C keeps what the cashier typed
+	case r < 15 && i > 0 && prev != "":
+		email = prev // a second card of the same person
+	}
+	phone := fmt.Sprintf("9%09d", rng.IntN(1e9))
+	switch rng.IntN(4) {
+	case 0:
+		phone = "8 (" + phone[:3] + ") " + phone[3:6] + "-" + phone[6:8] + "-" + phone[8:]
+	case 1:
+		phone = "+7 " + phone
+	case 2:
+		phone = "7" + phone
+	}
+	birth := time.Date(1950+rng.IntN(55), time.Month(1+rng.IntN(12)), 1+rng.IntN(28), 0, 0, 0, 0, time.UTC).Format("02.01.2006 0:00:00")
+	if rng.IntN(10) == 0 {
+		birth = "01.01.0001 0:00:00" // the 1C empty date
+	}
+	consent := pick(rng, []string{"Да", "Да", "Да", "Да", "Нет", "Истина", "1"})
+	return []string{code + " ", fio, email, phone, birth, consent, Stores[rng.IntN(len(Stores))].Code}
+}
+
+// BigCustomers describes a full customers export, as a large chain's 1C
+// delivers every night, for benchmarks.
+type BigCustomers struct {
+	Cards int
+	Seed  uint64
+	// Edited, if set, changes the consent of one card in Edited: the next
+	// night's export of the same cards.
+	Edited int
+}
+
+// WriteBigCustomers writes a customers export of b.Cards cards in
+// Windows-1251.
+func WriteBigCustomers(path string, b BigCustomers) (Summary, error) {
+	rng := rand.New(rand.NewPCG(b.Seed, b.Seed^0x9e3779b97f4a7c15))
+	var sum Summary
+	err := writeCSV(path, func(w *csv.Writer) error {
+		w.Write(customersHeader)
+		prev := ""
+		for i := range b.Cards {
+			card := customerRow(rng, i, prev)
+			prev = card[2]
+			if b.Edited > 0 && i%b.Edited == 0 {
+				if card[5] == "Нет" {
+					card[5] = "Да"
+				} else {
+					card[5] = "Нет"
+				}
+			}
+			w.Write(card)
+		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
+	}
+	sum.Files, sum.Customers = []string{filepath.Base(path)}, b.Cards
+	return sum, nil
 }
 
 // Big describes one large purchases export, as a chain's full re-export
