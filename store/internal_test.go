@@ -417,11 +417,21 @@ func seq(from, to int) []int {
 	return s
 }
 
-// Queued cards are written together, with the same result as
-// one by one: a card loaded before and unchanged is a duplicate, a
+// upsertCustomer is what writing a card means, as one SQL statement: the
+// reference writeCards is held to.
+const upsertCustomer = `INSERT INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (code) DO UPDATE SET name = excluded.name, email = excluded.email,
+		phone = excluded.phone, birth_date = excluded.birth_date, consent = excluded.consent,
+		store_code = excluded.store_code, updated_at = excluded.updated_at
+	WHERE forgotten = 0 AND (name, email, phone, birth_date, consent, store_code) IS NOT
+		(excluded.name, excluded.email, excluded.phone, excluded.birth_date, excluded.consent, excluded.store_code)`
+
+// Queued cards are written together, with the same result as the upsert
+// of each in turn: a card loaded before and unchanged is a duplicate, a
 // changed field updates it, a card twice among those written together
 // applies in turn, and a forgotten card is never filled again.
-func TestQueueCustomer_AsAddCustomer(t *testing.T) {
+func TestQueueCustomer_AsUpsert(t *testing.T) {
 	ctx := context.Background()
 	card := func(code, name string, consent bool) Customer {
 		return Customer{Code: code, Name: name, Email: code + "@example.ru", Consent: consent, StoreCode: "1"}
@@ -441,7 +451,9 @@ func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 		counts FileCounts
 		cards  []string
 	}
-	load := func(queue bool) result {
+	// how writes a card: "upsert" (the reference), "add" (AddCustomer) or
+	// "queue" (QueueCustomer).
+	load := func(how string) result {
 		db := openTestDB(t)
 		b, err := db.BeginBatch(ctx, 0)
 		if err != nil {
@@ -463,11 +475,18 @@ func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 		}
 		var c FileCounts
 		for _, cu := range export {
-			if queue {
+			var changed bool
+			switch how {
+			case "queue":
 				err = b.QueueCustomer(ctx, cu)
-			} else {
-				var changed bool
-				if changed, err = b.AddCustomer(ctx, cu); changed {
+			case "add":
+				changed, err = b.AddCustomer(ctx, cu)
+			default:
+				changed, err = b.exec(ctx, upsertCustomer, cu.Code, nullString(cu.Name), nullString(cu.Email),
+					nullString(cu.Phone), nullString(cu.BirthDate), cu.Consent, cu.StoreCode, db.now())
+			}
+			if how != "queue" {
+				if changed {
 					c.Loaded++
 				} else {
 					c.Duplicate++
@@ -497,15 +516,18 @@ func TestQueueCustomer_AsAddCustomer(t *testing.T) {
 		}
 		return r
 	}
-	one, queued := load(false), load(true)
+	one := load("upsert")
 	if want := (FileCounts{Loaded: 1 + 2 + 150 + 2 + 1, Duplicate: 2 + 1 + 1}); one.counts != want {
 		t.Errorf("one by one: counts %+v, want %+v", one.counts, want)
 	}
-	if queued.counts != one.counts {
-		t.Errorf("queued: counts %+v, one by one %+v", queued.counts, one.counts)
-	}
-	if !slices.Equal(queued.cards, one.cards) {
-		t.Errorf("queued: cards\n%v\none by one:\n%v", queued.cards, one.cards)
+	for _, how := range []string{"queue", "add"} {
+		got := load(how)
+		if got.counts != one.counts {
+			t.Errorf("%s: counts %+v, upserted one by one %+v", how, got.counts, one.counts)
+		}
+		if !slices.Equal(got.cards, one.cards) {
+			t.Errorf("%s: cards\n%v\nupserted one by one:\n%v", how, got.cards, one.cards)
+		}
 	}
 	if all := strings.Join(one.cards, "\n"); len(one.cards) != 3+150+2 || !strings.Contains(all, "twiceВторой") ||
 		!strings.Contains(all, "aИванов А. А.") {

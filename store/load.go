@@ -155,28 +155,18 @@ func (b *Batch) AddStore(ctx context.Context, s Store) (bool, error) {
 	return ok, nil
 }
 
-// A card is inserted, or updated if a field changed. A forgotten card is
-// never filled again by a later export.
-const upsertCustomer = `INSERT INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (code) DO UPDATE SET name = excluded.name, email = excluded.email,
-		phone = excluded.phone, birth_date = excluded.birth_date, consent = excluded.consent,
-		store_code = excluded.store_code, updated_at = excluded.updated_at
-	WHERE forgotten = 0 AND (name, email, phone, birth_date, consent, store_code) IS NOT
-		(excluded.name, excluded.email, excluded.phone, excluded.birth_date, excluded.consent, excluded.store_code)`
-
 // AddCustomer inserts a card or updates it if a field changed, after the
-// cards queued before it.
+// cards queued before it. A forgotten card is never filled again by a
+// later export.
 func (b *Batch) AddCustomer(ctx context.Context, c Customer) (bool, error) {
 	if err := b.flushCards(ctx); err != nil {
 		return false, err
 	}
-	ok, err := b.exec(ctx, upsertCustomer, c.Code, nullString(c.Name), nullString(c.Email), nullString(c.Phone),
-		nullString(c.BirthDate), c.Consent, c.StoreCode, b.db.now())
+	n, err := b.writeCards(context.WithoutCancel(ctx), []Customer{c})
 	if err != nil {
 		return false, fmt.Errorf("add customer %q: %w", c.Code, err)
 	}
-	return ok, nil
+	return n > 0, nil
 }
 
 // cardsPerWrite is how many queued cards are written together.
@@ -211,7 +201,7 @@ func (b *Batch) flushCards(ctx context.Context) error {
 	return nil
 }
 
-// card is a customer card's fields as upsertCustomer compares them.
+// card is the fields of a customer card that an export may change.
 type card struct {
 	name, email, phone, birthDate sql.NullString
 	consent                       bool
@@ -231,9 +221,10 @@ type loadedCard struct {
 	changed   bool // to be written
 }
 
-// writeCards does to the cards of q, in turn, what upsertCustomer does to
-// one, and returns how many of them changed the database. The upsert,
-// many cards to a statement, made SQLite save every page it touched in a
+// writeCards writes the cards of q in turn, each inserted, or updated if
+// a field changed and it is not forgotten, and returns how many of them
+// changed the database. An upsert (INSERT ... ON CONFLICT DO UPDATE) of
+// many cards to a statement made SQLite save every page it touched in a
 // statement journal first (such a statement may abort halfway), and a
 // customers export touches its email and phone indexes all over: a first
 // load took longer than with a statement a card. Instead, the cards
