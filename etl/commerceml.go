@@ -222,39 +222,99 @@ func xmlError(d *cmlDecoder, err error) error {
 	if errors.As(err, &se) {
 		return &FileError{Reason: fmt.Sprintf("строка %d: XML повреждён: %s", se.Line, syntaxReason(se.Msg))}
 	}
-	return &FileError{Reason: fmt.Sprintf("строка %d: %v", line(d), err)}
+	// An XML version other than 1.0 is the one such error a file causes
+	// that encoding/xml does not give as a SyntaxError.
+	return &FileError{Reason: fmt.Sprintf("строка %d: %s", line(d), syntaxReason(err.Error()))}
 }
 
-// syntaxReason says in Russian what encoding/xml's message says, for the
-// errors a damaged or hand-edited export meets; others stay as they are.
+// syntaxReason says in Russian what encoding/xml's message says: each
+// message a file can cause (etl's TestXMLReasons makes every one of them
+// happen). An unknown message stays as it is.
 func syntaxReason(msg string) string {
 	if ru, ok := syntaxExact[msg]; ok {
 		return ru
 	}
-	if open, close, ok := strings.Cut(msg, " closed by "); ok && strings.HasPrefix(open, "element ") {
-		return "элемент " + strings.TrimPrefix(open, "element ") + " закрыт тегом " + close
+	if ru, ok := closedBy(msg); ok {
+		return ru
 	}
-	for _, m := range syntaxPrefixes {
+	if ent, ok := strings.CutPrefix(msg, "invalid character entity "); ok {
+		return entityReason(ent)
+	}
+	for _, m := range syntaxPatterns {
 		if rest, ok := strings.CutPrefix(msg, m.en); ok {
-			return fmt.Sprintf(m.ru, rest)
+			if rest, ok := strings.CutSuffix(rest, m.suffix); ok {
+				return fmt.Sprintf(m.ru, rest)
+			}
 		}
 	}
 	return msg
 }
 
 var syntaxExact = map[string]string{
-	"unexpected EOF":                   "файл обрывается посреди XML: он обрезан",
-	"unexpected EOF in CDATA section":  "файл обрывается посреди CDATA: он обрезан",
-	"invalid UTF-8":                    "байты не в кодировке UTF-8",
-	"unescaped < inside quoted string": "знак < в значении атрибута: нужно &lt;",
-	"expected element name after <":    "после < нет имени элемента: знак < в тексте? нужно &lt;",
+	"unexpected EOF":                                 "файл обрывается посреди XML: он обрезан",
+	"unexpected EOF in CDATA section":                "файл обрывается посреди CDATA: он обрезан",
+	"invalid UTF-8":                                  "байты не в кодировке UTF-8",
+	"unescaped < inside quoted string":               "знак < в значении атрибута: нужно &lt;",
+	"expected element name after <":                  "после < нет имени элемента: знак < в тексте? нужно &lt;",
+	"expected element name after </":                 "после </ нет имени элемента",
+	"expected target name after <?":                  "после <? нет имени инструкции",
+	"invalid sequence <!- not part of <!--":          "<!- не начинает комментарий: нужно <!--",
+	`invalid sequence "--" not allowed in comments`:  "два дефиса подряд внутри комментария",
+	"invalid <![ sequence":                           "<![ без CDATA[: секция CDATA начинается с <![CDATA[",
+	"expected /> in element":                         "после / в теге нет >",
+	"expected attribute name in element":             "в теге посторонний знак вместо имени атрибута",
+	"attribute name without = in element":            "у атрибута в теге нет = и значения",
+	"unquoted or missing attribute value in element": "значение атрибута без кавычек или пропущено",
+	"unescaped ]]> not in CDATA section":             "]]> в тексте вне CDATA: нужно ]]&gt;",
 }
 
-// syntaxPrefixes: the rest of the message is the %s.
-var syntaxPrefixes = []struct{ en, ru string }{
-	{"unexpected end element ", "лишний закрывающий тег %s"},
-	{"invalid character entity ", "неизвестная сущность %s (DTD и внешние сущности не поддерживаются)"},
-	{"illegal character code ", "символ %s недопустим в XML"},
+// syntaxPatterns: what lies between en and suffix is the %s.
+var syntaxPatterns = []struct{ en, suffix, ru string }{
+	{"unexpected end element ", "", "лишний закрывающий тег %s"},
+	{"illegal character code ", "", "символ %s недопустим в XML"},
+	{"invalid characters between ", " and >", "в закрывающем теге %s> лишние знаки после имени"},
+	{"invalid XML name: ", "", "недопустимое имя в XML: %s"},
+	{"xml: unsupported version ", "; only version 1.0 is supported", "версия XML %s не поддерживается, только 1.0"},
+}
+
+// closedBy says "element <a> closed by </b>" in Russian. When only the
+// namespace prefixes differ, encoding/xml adds " in space p" after each
+// tag: said as <p:a>.
+func closedBy(msg string) (string, bool) {
+	open, close, ok := strings.Cut(msg, " closed by ")
+	open, isElement := strings.CutPrefix(open, "element ")
+	if !ok || !isElement {
+		return "", false
+	}
+	prefixed := func(tag string) string {
+		tag, space, ok := strings.Cut(tag, " in space ")
+		if !ok || space == `""` {
+			return tag
+		}
+		lt := "<"
+		if strings.HasPrefix(tag, "</") {
+			lt = "</"
+		}
+		return lt + space + ":" + strings.TrimPrefix(tag, lt)
+	}
+	return "элемент " + prefixed(open) + " закрыт тегом " + prefixed(close), true
+}
+
+// entityReason says what is wrong with an entity encoding/xml could not
+// read: most often a bare & in a name ("Рога & Копыта") that the program
+// which wrote the file did not escape.
+func entityReason(ent string) string {
+	name, noSemicolon := strings.CutSuffix(ent, " (no semicolon)")
+	switch {
+	case name == "&":
+		return "знак & в тексте: нужно &amp;"
+	case strings.HasPrefix(name, "&#"):
+		return "неверная ссылка на символ " + name
+	case noSemicolon:
+		return name + " без ; на конце: знак & в тексте пишется &amp;"
+	default:
+		return "неизвестная сущность " + name + " (DTD и внешние сущности не поддерживаются)"
+	}
 }
 
 // readTree reads the element that start opened into memory, within the

@@ -3,6 +3,7 @@ package etl
 import (
 	"encoding/csv"
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf16"
 )
@@ -87,18 +88,52 @@ func TestNotExport(t *testing.T) {
 	}
 }
 
-func TestSyntaxReason(t *testing.T) {
-	tests := []struct{ msg, want string }{
-		{"unexpected EOF", "файл обрывается посреди XML: он обрезан"},
-		{"element <Товар> closed by </Товары>", "элемент <Товар> закрыт тегом </Товары>"},
-		{"unexpected end element </Сумма>", "лишний закрывающий тег </Сумма>"},
-		{"invalid character entity &nbsp;", "неизвестная сущность &nbsp; (DTD и внешние сущности не поддерживаются)"},
-		{"illegal character code U+0001", "символ U+0001 недопустим в XML"},
-		{"expected /> in element", "expected /> in element"}, // not translated: kept as it is
+// TestXMLReasons makes encoding/xml give each error a file can cause and
+// holds the Russian reason the 1C administrator reads. A new Go release
+// that words one differently fails here instead of leaving it in English.
+func TestXMLReasons(t *testing.T) {
+	doc := func(inner string) string {
+		return "<КоммерческаяИнформация><Документ>" + inner + "</Документ></КоммерческаяИнформация>"
 	}
+	const broken = "строка 1: XML повреждён: "
+	tests := []struct{ xml, want string }{
+		{`<КоммерческаяИнформация><Документ Ид="1`, broken + "файл обрывается посреди XML: он обрезан"},
+		{`<КоммерческаяИнформация><Документ><![CDATA[x`, broken + "файл обрывается посреди CDATA: он обрезан"},
+		{`<КоммерческаяИнформация></КоммерческаяИнформация></Документ>`, broken + "лишний закрывающий тег </Документ>"},
+		{doc(`<Сумма>1</Цена>`), broken + "элемент <Сумма> закрыт тегом </Цена>"},
+		{doc(`<a:Сумма xmlns:a="urn:x">1</Сумма>`), broken + "элемент <a:Сумма> закрыт тегом </Сумма>"},
+		{doc(`<Сумма>1</ >`), broken + "после </ нет имени элемента"},
+		{doc(`<Сумма>1</Сумма x>`), broken + "в закрывающем теге </Сумма> лишние знаки после имени"},
+		{doc(`< Сумма/>`), broken + "после < нет имени элемента: знак < в тексте? нужно &lt;"},
+		{doc(`<1Сумма/>`), broken + "недопустимое имя в XML: 1Сумма"},
+		{doc(`<? ?>`), broken + "после <? нет имени инструкции"},
+		{`<?xml version="1.1"?><КоммерческаяИнформация/>`, `строка 1: версия XML "1.1" не поддерживается, только 1.0`},
+		{doc(`<!-x-->`), broken + "<!- не начинает комментарий: нужно <!--"},
+		{doc(`<!-- a -- b -->`), broken + "два дефиса подряд внутри комментария"},
+		{doc(`<![CDAT[x]]>`), broken + "<![ без CDATA[: секция CDATA начинается с <![CDATA["},
+		{doc(`a]]>b`), broken + "]]> в тексте вне CDATA: нужно ]]&gt;"},
+		{doc(`<Сумма /x>`), broken + "после / в теге нет >"},
+		{doc(`<Сумма ="1">`), broken + "в теге посторонний знак вместо имени атрибута"},
+		{doc(`<Сумма Валюта>`), broken + "у атрибута в теге нет = и значения"},
+		{doc(`<Сумма Валюта=RUB>`), broken + "значение атрибута без кавычек или пропущено"},
+		{doc(`<Сумма Валюта="<"/>`), broken + "знак < в значении атрибута: нужно &lt;"},
+		{doc(`<Наименование>Рога & Копыта</Наименование>`), broken + "знак & в тексте: нужно &amp;"},
+		{doc(`<Наименование>Рога &amp Копыта</Наименование>`), broken + "&amp без ; на конце: знак & в тексте пишется &amp;"},
+		{doc(`<Наименование>Рога&nbsp;Копыта</Наименование>`), broken + "неизвестная сущность &nbsp; (DTD и внешние сущности не поддерживаются)"},
+		{doc(`&#xZZ;`), broken + "неверная ссылка на символ &#x"},
+		{doc(`&#1;`), broken + "символ U+0001 недопустим в XML"},
+		{doc("\xff"), broken + "байты не в кодировке UTF-8"},
+	}
+	nop := func(*xnode) error { return nil }
 	for _, tt := range tests {
-		if got := syntaxReason(tt.msg); got != tt.want {
-			t.Errorf("syntaxReason(%q) = %q, want %q", tt.msg, got, tt.want)
+		err := readCommerceML(strings.NewReader(tt.xml), true, cmlSink{document: nop, party: nop, groups: nop, product: nop})
+		var fe *FileError
+		if !errors.As(err, &fe) {
+			t.Errorf("%q: got %v, want a FileError", tt.xml, err)
+			continue
+		}
+		if fe.Reason != tt.want {
+			t.Errorf("%q:\n got %s\nwant %s", tt.xml, fe.Reason, tt.want)
 		}
 	}
 }
