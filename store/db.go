@@ -352,9 +352,11 @@ func (db *DB) LoadCache(ctx context.Context) (restore func(), err error) {
 // runs: a checkpoint run by a commit (SQLite's automatic one) holds the
 // writer through its fsyncs, and an answer waiting for the writer waits
 // for them too (up to half a second on a busy disk). A goroutine runs a
-// passive checkpoint every 200 ms on a connection of its own, which takes
-// no write lock; the automatic checkpoint stays as a backstop at 20,000
-// pages (80 MiB of WAL) in case that one falls behind.
+// passive checkpoint every checkpointEvery on a connection of its own,
+// which takes no write lock, and restarts the WAL once it is
+// walRestartFrames long (see restartWAL); the automatic checkpoint stays
+// as a backstop at 20,000 pages (80 MiB of WAL) in case that one falls
+// behind.
 func (db *DB) checkpointAside(ctx context.Context) (stop func()) {
 	cp, err := sql.Open("sqlite", dsn(db.path, false))
 	if err != nil {
@@ -369,7 +371,7 @@ func (db *DB) checkpointAside(ctx context.Context) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(200 * time.Millisecond)
+		t := time.NewTicker(checkpointEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -378,7 +380,9 @@ func (db *DB) checkpointAside(ctx context.Context) (stop func()) {
 			case <-t.C:
 				// A checkpoint that fails (the disk, a busy lock) is
 				// tried at the next tick; the backstop bounds the WAL.
-				cp.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+				if log, done, err := checkpoint(ctx, cp); err == nil && log >= walRestartFrames && done == log {
+					db.restartWAL(ctx, cp)
+				}
 			}
 		}
 	}()
@@ -388,6 +392,50 @@ func (db *DB) checkpointAside(ctx context.Context) (stop func()) {
 		cp.Close()
 		db.write.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_autocheckpoint = 1000`)
 	}
+}
+
+// checkpointEvery is how often checkpointAside checkpoints, and
+// walRestartFrames how long it lets the WAL grow before restarting it
+// (32 MiB of pages); tests shorten both.
+var (
+	checkpointEvery  = 200 * time.Millisecond
+	walRestartFrames = 8192
+)
+
+// checkpoint runs a passive checkpoint on conn and returns how many frames
+// the WAL held and how many of them are now in the database.
+func checkpoint(ctx context.Context, conn interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}) (log, done int, err error) {
+	var busy int
+	err = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done)
+	return log, done, err
+}
+
+// restartWAL makes the next write transaction write the WAL from its
+// start again, which SQLite does only for a transaction that begins with
+// every frame already copied into the database. While a load commits
+// batch after batch, with answers between them, the passive checkpoints
+// on cp never finish at such a moment, and the WAL used to grow to the
+// backstop, whose checkpoint then held the writer for 100 ms and more
+// (it copies what came since the last pass, and syncs), every answer
+// waiting behind it. So one more pass on cp copies what came during the
+// last, and a pass on the writer's own connection, where nothing can
+// commit in between, copies the little left and syncs. The writer waits
+// for it as for an answer (a load yields to it). If a reader holds an
+// old snapshot the WAL grows on, and the next tick tries again.
+func (db *DB) restartWAL(ctx context.Context, cp *sql.DB) {
+	if _, _, err := checkpoint(ctx, cp); err != nil {
+		return
+	}
+	db.waiting.Add(1)
+	conn, err := db.write.Conn(ctx)
+	db.waiting.Add(-1)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	checkpoint(ctx, conn)
 }
 
 // WriterWaiting reports whether a short write transaction (an answer, a
