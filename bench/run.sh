@@ -121,9 +121,12 @@ echo "$report_out"
 	echo
 	echo "Answers during an ingest: the daemon (\`otklik run\`, the built binary) catches up the ingest of"
 	echo "the 1,000,000-line export at start; while the file loads, a load generator on loopback POSTs"
-	echo "survey answers for 100,000 sent invitations at 1,050 a second whether or not earlier ones are"
-	echo "done, each latency counted from when its answer was due (per_ip_rate raised: they share one"
-	echo "address). Every answer acknowledged must be in the database."
+	echo "survey answers to sent invitations at 1,050 a second whether or not earlier ones are done, each"
+	echo "latency counted from when its answer was due (per_ip_rate raised: they share one address)."
+	echo "Then the same during the first load of a 10,000,000-card customers export (etl/sample's"
+	echo "WriteBigCustomers), whose cards go to random places of the email and phone keys. Every answer"
+	echo "acknowledged must be in the database, each within a second (checked), the 99th percentile"
+	echo "within 200 ms during the purchases export and 400 ms during the customers one (checked)."
 	echo
 	echo "The sample drop of 100,000 customers and 30 days of purchases, with a 1,000,000-line purchases"
 	echo "export beside it, is ingested once without interruption. Then 20 trials, each on a fresh"
@@ -135,7 +138,7 @@ echo "$report_out"
 	echo
 	echo "$ingest_out" | tables
 	echo
-	not_met $ingest_rc "$ingest_out" 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|over 200 ms|acknowledged, |answers failed|--- FAIL|skip'
+	not_met $ingest_rc "$ingest_out" 'after a clean run|slower than|more than half|over 150 MiB|answers/s during|^ *[a-z_]+\.go:[0-9]+: p99 |over 1 s|acknowledged, |answers failed|--- FAIL|skip'
 	echo "## Ingest at 10,000,000 lines"
 	echo
 	echo '```'

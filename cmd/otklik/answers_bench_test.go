@@ -21,17 +21,47 @@ import (
 )
 
 // TestAnswersDuringIngest runs the daemon (the built binary), which
-// catches up a 1,000,000-line ingest at start, and POSTs survey answers
-// on loopback at a fixed rate while that ingest runs: answers per second,
-// latency percentiles, and every answer acknowledged is in the database.
+// catches up an ingest at start, and POSTs survey answers on loopback at a
+// fixed rate while that ingest runs: answers per second, latency
+// percentiles, and every answer acknowledged is in the database. Two
+// ingests: a 1,000,000-line purchases export, and the first load of a
+// 10,000,000-card customers export, whose cards go to random places of
+// the email and phone keys, so that every commit writes many pages.
 func TestAnswersDuringIngest(t *testing.T) {
 	benchOnly(t)
 	rows := 1000000
 	if s := os.Getenv("OTKLIK_BENCH_ROWS"); s != "" {
 		rows, _ = strconv.Atoi(s)
 	}
-	const tokens = 100000
+	const cards = 10000000
 	bin := buildBinary(t)
+	for _, tt := range []struct {
+		name, what, file string
+		write            func(path string) error
+		tokens           int // answers at most: enough for the whole ingest
+		p99              time.Duration
+	}{
+		{"purchases", fmt.Sprintf("a %d-line purchases export", rows), "purchases_full.csv", func(path string) error {
+			_, err := sample.WriteBig(path, sample.Big{Lines: rows, Now: time.Now(), Seed: 1})
+			return err
+		}, 100000, 200 * time.Millisecond},
+		// Each restart of the WAL syncs the pages the cards scattered:
+		// on this class of disk some 60-80 ms of the writer's time, every
+		// half second, which the 99th percentile meets.
+		{"customers", fmt.Sprintf("the first load of a %d-card customers export", cards), "customers_full.csv", func(path string) error {
+			_, err := sample.WriteBigCustomers(path, sample.BigCustomers{Cards: cards, Seed: 1})
+			return err
+		}, 400000, 400 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			answersDuring(t, bin, tt.what, tt.file, tt.write, tt.tokens, tt.p99)
+		})
+	}
+}
+
+// answersDuring is TestAnswersDuringIngest for the export that write
+// writes as file.
+func answersDuring(t *testing.T, bin, what, file string, write func(string) error, tokens int, p99 time.Duration) {
 	dir := t.TempDir()
 	queue(t, dir, "127.0.0.1:1", tokens, 1)
 	// The invitations went out: mark them sent as a send would.
@@ -44,7 +74,7 @@ func TestAnswersDuringIngest(t *testing.T) {
 	}
 	db.Close()
 	os.MkdirAll(filepath.Join(dir, "drop"), 0o755)
-	if _, err := sample.WriteBig(filepath.Join(dir, "drop", "purchases_full.csv"), sample.Big{Lines: rows, Now: time.Now(), Seed: 1}); err != nil {
+	if err := write(filepath.Join(dir, "drop", file)); err != nil {
 		t.Fatal(err)
 	}
 	listen := freePort(t)
@@ -129,9 +159,9 @@ func TestAnswersDuringIngest(t *testing.T) {
 		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
 	}
 	rate := float64(acked.Load()) / took.Seconds()
-	fmt.Printf("\n| answers POSTed during a %d-line ingest, %d/s offered | answers/s | p50 | p99 | acknowledged | saved | failed |\n|---|---|---|---|---|---|---|\n", rows, offered)
-	fmt.Printf("| otklik run (survey page + ingest in one process) | %.0f | %v | %v | %d | %d | %d |\n",
-		rate, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), acked.Load(), saved, failed.Load())
+	fmt.Printf("\n| answers POSTed during %s, %d/s offered | answers/s | p50 | p99 | max | acknowledged | saved | failed |\n|---|---|---|---|---|---|---|---|\n", what, offered)
+	fmt.Printf("| otklik run (survey page + ingest in one process) | %.0f | %v | %v | %v | %d | %d | %d |\n",
+		rate, pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), pct(1).Round(time.Millisecond), acked.Load(), saved, failed.Load())
 	if saved != acked.Load() {
 		t.Errorf("%d answers acknowledged, %d saved", acked.Load(), saved)
 	}
@@ -141,7 +171,10 @@ func TestAnswersDuringIngest(t *testing.T) {
 	if rate < 1000 {
 		t.Errorf("%.0f answers/s during the ingest, below 1,000", rate)
 	}
-	if pct(0.99) > 200*time.Millisecond {
-		t.Errorf("p99 %v, over 200 ms", pct(0.99))
+	if pct(0.99) > p99 {
+		t.Errorf("p99 %v, over %v", pct(0.99), p99)
+	}
+	if pct(1) > time.Second {
+		t.Errorf("an answer took %v, over 1 s", pct(1))
 	}
 }
