@@ -94,12 +94,8 @@ func octoberHolds(t *testing.T, db *DB, zone *time.Location, lines int64) {
 // writer has SQLite's default cache and checkpoints as before.
 func TestLoadCache_CheckpointsAside(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "otklik.db")
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
+	path := db.Path()
 	pragma := func(name string) int { // on the writer
 		t.Helper()
 		var n int
@@ -173,12 +169,8 @@ func TestLoadCache_RestartsWAL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			walRestartFrames = tt.frames
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "otklik.db")
-			db, err := Open(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := openTestDB(t)
+			path := db.Path()
 			// The checkpoint sequence number, bytes 12-15 of the WAL's
 			// header, goes up by one at each restart.
 			restarts := func() uint32 {
