@@ -327,7 +327,7 @@ var loadedCardsQuery = `SELECT code, name, email, phone, birth_date, consent, st
 
 func insertCardsQuery(n int) string {
 	return rowsQuery(`INSERT OR IGNORE INTO customers (code, name, email, phone, birth_date, consent, store_code, updated_at) VALUES `,
-		`(?, ?, ?, ?, ?, ?, ?, ?)`, "", n)
+		`(?, ?, ?, ?, ?, ?, ?, ?)`, n)
 }
 
 // nullValue is a NullString for the driver itself.

@@ -59,11 +59,11 @@ func (b *Batch) execLines(ctx context.Context, n int, args []driver.NamedValue) 
 
 // insertLinesQuery is the insert of n purchase lines in one statement.
 func insertLinesQuery(n int) string {
-	return rowsQuery(insertLineHead, lineTuple, "", n)
+	return rowsQuery(insertLineHead, lineTuple, n)
 }
 
-// rowsQuery is a statement of n rows: head, n tuples, tail.
-func rowsQuery(head, tuple, tail string, n int) string {
+// rowsQuery is a statement of n rows: head, then n tuples.
+func rowsQuery(head, tuple string, n int) string {
 	var q strings.Builder
 	q.WriteString(head)
 	for i := range n {
@@ -72,7 +72,6 @@ func rowsQuery(head, tuple, tail string, n int) string {
 		}
 		q.WriteString(tuple)
 	}
-	q.WriteString(tail)
 	return q.String()
 }
 

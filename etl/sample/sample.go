@@ -257,7 +257,7 @@ func customerRow(rng *rand.Rand, i int, prev string) []string {
 		email = "нет" // typed into the wrong field
 	case r < 12:
 		email = "  " + strings.ToUpper(email) + " " // 1C keeps what the cashier typed
-	case r < 15 && i > 0 && prev != "":
+	case r < 15 && prev != "":
 		email = prev // a second card of the same person
 	}
 	phone := fmt.Sprintf("9%09d", rng.IntN(1e9))
