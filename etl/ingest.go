@@ -140,7 +140,7 @@ func (in *Ingester) Run(ctx context.Context, specs []SourceSpec) (Result, error)
 
 // takeAll takes the new files of every source, counting into res.
 func (in *Ingester) takeAll(ctx context.Context, specs []SourceSpec, res *Result) error {
-	if err := in.sweep(); err != nil {
+	if err := in.sweep(ctx); err != nil {
 		in.log().Warn("sweep spool", "err", err)
 	}
 	for _, spec := range specs {
@@ -756,12 +756,20 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// sweep removes spooled copies older than KeepDays.
-func (in *Ingester) sweep() error {
+// sweep removes spooled copies older than KeepDays, and the rejects of
+// files loaded before then from the database.
+func (in *Ingester) sweep(ctx context.Context) error {
 	if in.KeepDays <= 0 {
 		return nil
 	}
-	cutoff := in.now().UTC().AddDate(0, 0, -in.KeepDays).Format("2006-01-02")
+	y, m, d := in.now().UTC().AddDate(0, 0, -in.KeepDays).Date()
+	day := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	if n, err := in.DB.ForgetRejects(ctx, day); err != nil {
+		return err
+	} else if n > 0 {
+		in.log().Info("rejects of old files deleted", "rejects", n)
+	}
+	cutoff := day.Format("2006-01-02")
 	sources, err := os.ReadDir(filepath.Join(in.Spool, "archive"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

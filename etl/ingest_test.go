@@ -334,12 +334,13 @@ func TestIngester_Readiness(t *testing.T) {
 
 func TestIngester_SpoolArchivedAndSwept(t *testing.T) {
 	ctx := context.Background()
-	in, _ := newIngester(t)
+	in, db := newIngester(t)
 	now := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
 	in.Now = func() time.Time { return now }
+	db.Now = in.Now
 	in.KeepDays = 7
 	drop := t.TempDir()
-	writeAt(t, filepath.Join(drop, "stores.csv"), []byte("Код\r\n1\r\n"), now.Add(-time.Hour))
+	writeAt(t, filepath.Join(drop, "stores.csv"), []byte("Код;ЧасовойПояс\r\n1;\r\n2;Марс\r\n"), now.Add(-time.Hour))
 	if _, err := in.Run(ctx, []etl.SourceSpec{{Name: "s", Source: &etl.Local{Dir: drop}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -348,12 +349,40 @@ func TestIngester_SpoolArchivedAndSwept(t *testing.T) {
 	if len(gz) != 1 || len(raw) != 0 {
 		t.Fatalf("spool: gz %v raw %v", gz, raw)
 	}
-	now = now.AddDate(0, 0, 8)
+	rejected := func() []string {
+		t.Helper()
+		rs, err := db.Rejects(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var files []string
+		for _, r := range rs {
+			files = append(files, r.File)
+		}
+		return files
+	}
+	if got := rejected(); len(got) != 1 {
+		t.Fatalf("rejects %v, want the bad time zone's", got)
+	}
+	// A week later a new file's rejects come; the next day the first
+	// file's copy and rejects go, the new one's stay.
+	now = now.AddDate(0, 0, 7)
+	writeAt(t, filepath.Join(drop, "stores_2.csv"), []byte("Код;ЧасовойПояс\r\n3;Луна\r\n"), now.Add(-time.Hour))
+	if _, err := in.Run(ctx, []etl.SourceSpec{{Name: "s", Source: &etl.Local{Dir: drop}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rejected(); len(got) != 2 {
+		t.Fatalf("rejects %v, want both files'", got)
+	}
+	now = now.AddDate(0, 0, 1)
 	if _, err := in.Run(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(in.Spool, "archive", "s", "2026-11-02")); !os.IsNotExist(err) {
 		t.Fatalf("old spool day kept: %v", err)
+	}
+	if got := rejected(); len(got) != 1 || got[0] != "stores_2.csv" {
+		t.Fatalf("rejects after the sweep %v, want stores_2.csv's alone", got)
 	}
 }
 

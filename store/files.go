@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // File statuses in the ledger.
@@ -208,6 +209,51 @@ func (db *DB) EachReject(ctx context.Context, fileID int64, fn func(Reject) erro
 		}
 	}
 	return rows.Err()
+}
+
+// ForgetRejects deletes the listed rejects of the files finished before
+// t, as the spool's sweep removes those files' copies and the rejects
+// files beside them: 1C re-exports its customers every night, and a
+// column that went wrong in 1C would otherwise add its thousands of rows
+// every night for good (some of them holding the values that were wrong,
+// an email or a phone). One file at a time, so that the first sweep of a
+// database kept for years does not hold the write lock for long. It
+// returns how many rejects were deleted.
+func (db *DB) ForgetRejects(ctx context.Context, before time.Time) (int64, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT id FROM files f
+		WHERE finished_at < ? AND EXISTS (SELECT 1 FROM rejects WHERE file_id = f.id)`, before.UTC().Unix())
+	if err != nil {
+		return 0, fmt.Errorf("forget rejects: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("forget rejects: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("forget rejects: %w", err)
+	}
+	var n int64
+	for _, id := range ids {
+		err := db.tx(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM rejects WHERE file_id = ?`, id)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			n += k
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("forget rejects of file %d: %w", id, err)
+		}
+	}
+	return n, nil
 }
 
 // FileErrors returns the reasons of the failed files, oldest first.
