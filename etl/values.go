@@ -74,7 +74,10 @@ func plainDateTime(s string, loc *time.Location) (time.Time, bool) {
 }
 
 // anyDateTime is parseDateTime for any layout it knows.
+// A date written as a layout wants but naming no day of the calendar
+// (31.02.2026, 01.13.2026) says so rather than that it is no date.
 func anyDateTime(s string, loc *time.Location) (time.Time, error) {
+	impossible := false
 	for _, layout := range dateTimeLayouts {
 		t, err := time.ParseInLocation(layout, s, loc)
 		if err == nil {
@@ -83,6 +86,13 @@ func anyDateTime(s string, loc *time.Location) (time.Time, error) {
 			}
 			return t, nil
 		}
+		var pe *time.ParseError
+		if errors.As(err, &pe) && (pe.Message == ": day out of range" || pe.Message == ": month out of range") {
+			impossible = true
+		}
+	}
+	if impossible {
+		return time.Time{}, fmt.Errorf("%q — такой даты нет в календаре", s)
 	}
 	return time.Time{}, fmt.Errorf("%q — не дата (нужно ДД.ММ.ГГГГ или ДД.ММ.ГГГГ Ч:ММ:СС)", s)
 }
