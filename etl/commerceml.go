@@ -409,20 +409,32 @@ func partyName(p *xnode) string {
 	return clean(strings.Join([]string{p.get("Фамилия"), p.get("Имя"), p.get("Отчество")}, " "))
 }
 
-// contacts returns a counterparty's first valid email and phone.
-func contacts(p *xnode) (email, phone string) {
+// contacts returns a counterparty's first valid email and phone, and, of
+// each kind without a valid one, why its first value was left out (at
+// line, where the counterparty's element starts).
+func contacts(p *xnode, line int) (email, phone string, dropped []*RowError) {
+	var badEmail, badPhone *RowError
 	for _, c := range p.child("Контакты").children("Контакт") {
 		typ, val := strings.ToLower(c.get("Тип")), c.get("Значение")
+		var err error
+		var bad **RowError
 		switch {
 		case strings.Contains(typ, "почта") && email == "":
-			if e, err := firstValid(val, normalizeEmail); err == nil {
-				email = e
-			}
+			email, err = contactValue(val, normalizeEmail, emailMark)
+			bad = &badEmail
 		case strings.HasPrefix(typ, "телефон") && phone == "":
-			if ph, err := firstValid(val, normalizePhone); err == nil {
-				phone = ph
-			}
+			phone, err = contactValue(val, normalizePhone, phoneMark)
+			bad = &badPhone
+		}
+		if err != nil && *bad == nil {
+			*bad = &RowError{Line: line, Field: "Контрагент " + p.get("Ид") + "/Контакт " + c.get("Тип"), Reason: err.Error()}
 		}
 	}
-	return email, phone
+	if email == "" && badEmail != nil {
+		dropped = append(dropped, badEmail)
+	}
+	if phone == "" && badPhone != nil {
+		dropped = append(dropped, badPhone)
+	}
+	return email, phone, dropped
 }

@@ -199,30 +199,36 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 
 // parseCustomer reads a customers row. Of an email or phone field that
 // lists several, the first valid one is kept. A card with an unreadable
-// email or phone still loads without that field, so that its purchases
-// keep their owner; such a card is never surveyed.
-func parseCustomer(r *csvRow) (store.Customer, *RowError) {
-	c := store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
+// email, phone or birth date still loads without that value, so that its
+// purchases keep their owner (a card without an email is never
+// surveyed); dropped says which values were left out and why, for the
+// 1C administrator to mend the card.
+func parseCustomer(r *csvRow) (c store.Customer, dropped []*RowError, bad *RowError) {
+	c = store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
 	if c.Code == "" {
-		return c, rowErr(r, "code", "пустой код покупателя")
+		return c, nil, rowErr(r, "code", "пустой код покупателя")
 	}
-	if e, err := firstValid(r.get("email"), normalizeEmail); err == nil {
-		c.Email = e
+	var err error
+	if c.Email, err = contactValue(r.get("email"), normalizeEmail, emailMark); err != nil {
+		dropped = append(dropped, rowErr(r, "email", "%v", err))
 	}
-	if p, err := firstValid(r.get("phone"), normalizePhone); err == nil {
-		c.Phone = p
+	if c.Phone, err = contactValue(r.get("phone"), normalizePhone, phoneMark); err != nil {
+		dropped = append(dropped, rowErr(r, "phone", "%v", err))
 	}
 	if b := r.get("birth_date"); b != "" {
-		if t, err := parseDateTime(b, time.UTC); err == nil {
+		switch t, err := parseDateTime(b, time.UTC); {
+		case err == nil:
 			c.BirthDate = t.Format("2006-01-02")
+		case err != errEmpty: // 1C's empty date is no birth date
+			dropped = append(dropped, rowErr(r, "birth_date", "%v", err))
 		}
 	}
 	consent, err := parseBool(r.get("consent"))
 	if err != nil {
-		return c, rowErr(r, "consent", "%v", err)
+		return c, nil, rowErr(r, "consent", "%v", err)
 	}
 	c.Consent = consent
-	return c, nil
+	return c, dropped, nil
 }
 
 // parsePurchase reads a purchases row; zone gives a store's time zone,

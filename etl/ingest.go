@@ -112,6 +112,7 @@ type Ingester struct {
 type Result struct {
 	Ingested, Failed, SkippedDuplicate int
 	Loaded, Duplicate, Rejected        int64
+	Dropped                            int64 // values left out of rows that loaded
 	SourceErrors                       int
 	// Sources holds each source's outcome: nil if it was listed and
 	// every file it offered was downloaded.
@@ -122,6 +123,7 @@ func (r *Result) add(c store.FileCounts) {
 	r.Loaded += c.Loaded
 	r.Duplicate += c.Duplicate
 	r.Rejected += c.Rejected
+	r.Dropped += c.Dropped
 }
 
 // errChanged means a file changed while it was read: it is left for a
@@ -384,7 +386,7 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	if errors.As(err, &fe) {
 		res.Failed++
 		log.Error("file failed", "reason", fe.Reason)
-		in.writeRejects(ctx, id, path, e.Name, failureNote(fe, counts), counts.Rejected, log)
+		in.writeRejects(ctx, id, path, e.Name, failureNote(fe, counts), counts, log)
 		archive(true)
 		return nil, in.DB.FinishFile(ctx, id, counts, fe.Reason)
 	}
@@ -398,9 +400,9 @@ func (in *Ingester) take(ctx context.Context, spec SourceSpec, e Entry, feed str
 	res.Ingested++
 	res.add(counts)
 	log.Info("file ingested", "encoding", enc, "loaded", counts.Loaded,
-		"duplicate", counts.Duplicate, "rejected", counts.Rejected)
-	if counts.Rejected > 0 {
-		in.writeRejects(ctx, id, path, e.Name, "", counts.Rejected, log)
+		"duplicate", counts.Duplicate, "rejected", counts.Rejected, "values_dropped", counts.Dropped)
+	if counts.Rejected > 0 || counts.Dropped > 0 {
+		in.writeRejects(ctx, id, path, e.Name, "", counts, log)
 	}
 	archive(true)
 	in.after(ctx, spec, e, log)
@@ -626,7 +628,7 @@ func (in *Ingester) refuse(ctx context.Context, source string, v store.FileVersi
 	if err != nil {
 		return err
 	}
-	in.writeRejects(ctx, id, filepath.Join(dir, v.Name), v.Name, "файл не загружен: "+reason, 0, log)
+	in.writeRejects(ctx, id, filepath.Join(dir, v.Name), v.Name, "файл не загружен: "+reason, store.FileCounts{}, log)
 	return nil
 }
 
@@ -640,28 +642,40 @@ func failureNote(fe *FileError, c store.FileCounts) string {
 }
 
 // writeRejects writes NAME.rejects.csv beside the spooled copy of a file:
-// why the whole file failed, if it did, and its rejected rows (rejected
-// of them, maxListedRejects listed), for the 1C administrator to open in
-// Excel (UTF-8 with a BOM, ";", CRLF). A failure is logged: the rejects
-// stay in the database either way.
-func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, failure string, rejected int64, log *slog.Logger) {
+// why the whole file failed, if it did, its rejected rows and the values
+// left out of rows that loaded (as many as c counts, maxListedRejects of
+// them listed), for the 1C administrator to open in Excel (UTF-8 with a
+// BOM, ";", CRLF). A failure is logged: the rejects stay in the database
+// either way.
+func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, failure string, c store.FileCounts, log *slog.Logger) {
 	pr, pw := io.Pipe()
 	go func() {
 		w := csv.NewWriter(pw)
 		w.Comma, w.UseCRLF = ';', true
 		io.WriteString(pw, "\ufeff")
-		w.Write([]string{"Файл", "Строка", "Поле", "Причина"})
+		w.Write([]string{"Файл", "Строка", "Поле", "Причина", "Строка загружена"})
 		err := func() error {
 			if failure != "" {
-				if err := w.Write([]string{name, "", "", failure}); err != nil {
+				if err := w.Write([]string{name, "", "", failure, ""}); err != nil {
 					return err
 				}
 			}
+			var rejected, dropped int64 // listed
 			err := in.DB.EachReject(ctx, fileID, func(r store.Reject) error {
-				return w.Write([]string{r.File, strconv.Itoa(r.Line), r.Field, r.Reason})
+				loaded := "нет"
+				if r.Kept {
+					loaded = "да, без этого значения"
+					dropped++
+				} else {
+					rejected++
+				}
+				return w.Write([]string{r.File, strconv.Itoa(r.Line), r.Field, r.Reason, loaded})
 			})
-			if n := rejected - maxListedRejects; err == nil && n > 0 {
-				err = w.Write([]string{name, "", "", fmt.Sprintf("отклонено ещё строк: %d (перечислены первые %d)", n, maxListedRejects)})
+			if n := c.Rejected - rejected; err == nil && n > 0 {
+				err = w.Write([]string{name, "", "", fmt.Sprintf("отклонено ещё строк: %d (перечислены первые %d)", n, maxListedRejects), "нет"})
+			}
+			if n := c.Dropped - dropped; err == nil && n > 0 {
+				err = w.Write([]string{name, "", "", fmt.Sprintf("ещё значений, без которых строки загружены: %d (перечислены первые %d)", n, maxListedRejects), "да, без этих значений"})
 			}
 			return err
 		}()

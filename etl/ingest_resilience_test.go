@@ -90,7 +90,7 @@ func TestIngest_RejectsListedUpToLimit(t *testing.T) {
 		t.Errorf("%d rejects listed, want 10000", listed)
 	}
 	lines := strings.Split(strings.TrimSpace(string(rejectsFile(t, in, "*purchases_1.csv"))), "\r\n")
-	if len(lines) != 1+10000+1 || lines[len(lines)-1] != "purchases_1.csv;;;отклонено ещё строк: 5 (перечислены первые 10000)" {
+	if len(lines) != 1+10000+1 || lines[len(lines)-1] != "purchases_1.csv;;;отклонено ещё строк: 5 (перечислены первые 10000);нет" {
 		t.Errorf("%d lines in the rejects file, the last %q", len(lines), lines[len(lines)-1])
 	}
 }

@@ -228,7 +228,7 @@ func TestIngestFiles(t *testing.T) {
 	// The rejects lie beside the archived copy, for Excel.
 	b := rejectsFile(t, in, "*cp1251_crlf.csv")
 	lines := strings.Split(strings.TrimSuffix(string(b), "\r\n"), "\r\n")
-	if len(lines) != 4 || lines[0] != "\ufeffФайл;Строка;Поле;Причина" ||
+	if len(lines) != 4 || lines[0] != "\ufeffФайл;Строка;Поле;Причина;Строка загружена" ||
 		!strings.HasPrefix(lines[1], "cp1251_crlf.csv;4;") || !strings.HasPrefix(lines[3], "cp1251_crlf.csv;6;") {
 		t.Fatalf("rejects.csv:\n%s", b)
 	}
@@ -469,8 +469,8 @@ func TestIngestFiles_RowCutOff(t *testing.T) {
 		t.Fatalf("November's revenue in the roll-ups %d kopecks, want the 2 lines' %d", revenue, 8990+4500)
 	}
 	got := rejectsFile(t, in, "*purchases_open_quote.csv")
-	want := "\ufeffФайл;Строка;Поле;Причина\r\n" +
-		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): строка 4: запись длиннее 1024 КиБ: не закрыта кавычка?\r\n"
+	want := "\ufeffФайл;Строка;Поле;Причина;Строка загружена\r\n" +
+		"purchases_open_quote.csv;;;файл загружен не до конца (до этого места строк: 2): строка 4: запись длиннее 1024 КиБ: не закрыта кавычка?;\r\n"
 	if string(got) != want {
 		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
@@ -491,7 +491,7 @@ func TestIngester_RefusesLargeFile(t *testing.T) {
 	if s := status(t, db); s.Stores != 0 || s.Files.Failed != 1 {
 		t.Fatalf("stores %d, files %+v: want nothing loaded and the file failed", s.Stores, s.Files)
 	}
-	want := "\ufeffФайл;Строка;Поле;Причина\r\nstores.csv;;;файл не загружен: в файле 115 байт, больше предела 64 байт (max_file_mb)\r\n"
+	want := "\ufeffФайл;Строка;Поле;Причина;Строка загружена\r\nstores.csv;;;файл не загружен: в файле 115 байт, больше предела 64 байт (max_file_mb);\r\n"
 	if got := rejectsFile(t, in, "stores.csv"); string(got) != want {
 		t.Fatalf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
@@ -592,5 +592,97 @@ func TestIngester_EncodingPerFeed(t *testing.T) {
 	if store != "П" || customer != "Рџ" || product != "Стул" {
 		t.Fatalf("store %q, customer %q, product %q: want П (utf-8 forced), Рџ (windows-1251 forced), Стул (the bytes)",
 			store, customer, product)
+	}
+}
+
+// A card whose email, phone or birth date cannot be read loads without
+// that value, and the rejects file says which and why, marked as loaded;
+// words in place of a value ("нет", "-") and 1C's empty date are no value.
+func TestIngestFiles_DroppedValues(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "customers.csv")
+	os.WriteFile(path, []byte("Код;ФИО;Email;Телефон;ДатаРождения;СогласиеНаРассылку\r\n"+
+		"C1;Иванов;ivan@mail;8 916 123-45-67;01.02.1980;Да\r\n"+
+		"C2;Петрова;нет;-;01.01.0001 0:00:00;Да\r\n"+
+		"C3;Сидоров;SID@ya.ru;12345;31.02.1990;Нет\r\n"+
+		"C4;Кузнецова;k@bk.ru;;;Возможно\r\n"), 0o644)
+	res, err := in.IngestFiles(ctx, etl.FeedCustomers, []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ingested != 1 || res.Loaded != 3 || res.Rejected != 1 || res.Dropped != 3 {
+		t.Fatalf("res = %+v, want 3 cards loaded, 1 rejected, 3 values dropped", res)
+	}
+	got := string(rejectsFile(t, in, "*customers.csv"))
+	want := "\ufeffФайл;Строка;Поле;Причина;Строка загружена\r\n" +
+		"customers.csv;2;Email;\"в адресе \"\"ivan@mail\"\" нет правильного домена после @\";да, без этого значения\r\n" +
+		"customers.csv;4;Телефон;\"номера \"\"12345\"\" нет в российском плане нумерации\";да, без этого значения\r\n" +
+		"customers.csv;4;ДатаРождения;\"\"\"31.02.1990\"\" — такой даты нет в календаре\";да, без этого значения\r\n" +
+		"customers.csv;5;СогласиеНаРассылку;\"\"\"Возможно\"\" — не «да» и не «нет» (Да/Нет, Истина/Ложь, 1/0, true/false)\";нет\r\n"
+	if got != want {
+		t.Errorf("rejects.csv:\n%s\nwant:\n%s", got, want)
+	}
+	conn, err := sql.Open("sqlite", db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var cards []string
+	rows, err := conn.Query(`SELECT code || ' ' || coalesce(email, '-') || ' ' || coalesce(phone, '-') || ' ' || coalesce(birth_date, '-')
+		FROM customers ORDER BY code`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		cards = append(cards, s)
+	}
+	rows.Close()
+	if want := "[C1 - +79161234567 1980-02-01 C2 - - - C3 sid@ya.ru - -]"; fmt.Sprint(cards) != want {
+		t.Errorf("cards %v, want %s", cards, want)
+	}
+	s, err := db.Summarize(ctx, store.Period{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RowsRejected != 1 || s.ValuesDropped != 3 || len(s.RejectReasons) != 4 {
+		t.Errorf("summary: %d rejected, %d values dropped, reasons %v", s.RowsRejected, s.ValuesDropped, s.RejectReasons)
+	}
+}
+
+// A CommerceML buyer's contact that cannot be read is left out the same
+// way, named by the counterparty and the contact's type, at the line of
+// its document.
+func TestIngestFiles_DroppedContact(t *testing.T) {
+	ctx := context.Background()
+	in, _ := newIngester(t)
+	doc := func(id, email, phone string) string {
+		return `<Документ><Ид>` + id + `</Ид><Номер>` + id + `</Номер><Дата>2026-11-01</Дата><Время>10:05:00</Время>
+<ХозОперация>Заказ товара</ХозОперация><Роль>Продавец</Роль>
+<Контрагенты><Контрагент><Ид>c-` + id + `</Ид><Наименование>Иванова Анна</Наименование><Роль>Покупатель</Роль>
+<Контакты><Контакт><Тип>Почта</Тип><Значение>` + email + `</Значение></Контакт>
+<Контакт><Тип>ТелефонМобильный</Тип><Значение>` + phone + `</Значение></Контакт></Контакты></Контрагент></Контрагенты>
+<Товары><Товар><Ид>p-1</Ид><Наименование>Диван</Наименование><Количество>1</Количество><Сумма>45990.00</Сумма></Товар></Товары>
+</Документ>
+`
+	}
+	path := filepath.Join(t.TempDir(), "orders.xml")
+	os.WriteFile(path, []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<КоммерческаяИнформация ВерсияСхемы="2.10">
+`+doc("1", "anna@example", "8 (912) 345-67-89")+doc("2", "нет", "123")+doc("3", "a@b.ru", "-")+`</КоммерческаяИнформация>
+`), 0o644)
+	res, err := in.IngestFiles(ctx, "", []string{path})
+	if err != nil || res.Ingested != 1 || res.Loaded != 3 || res.Dropped != 2 {
+		t.Fatalf("res = %+v, err %v; want 3 lines loaded, 2 contacts dropped", res, err)
+	}
+	got := string(rejectsFile(t, in, "*orders.xml"))
+	want := "\ufeffФайл;Строка;Поле;Причина;Строка загружена\r\n" +
+		"orders.xml;3;Контрагент c-1/Контакт Почта;\"в адресе \"\"anna@example\"\" нет правильного домена после @\";да, без этого значения\r\n" +
+		"orders.xml;10;Контрагент c-2/Контакт ТелефонМобильный;\"номера \"\"123\"\" нет в российском плане нумерации\";да, без этого значения\r\n"
+	if got != want {
+		t.Errorf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
 }

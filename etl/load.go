@@ -25,9 +25,9 @@ const (
 	yieldAfter = 10 * time.Millisecond
 )
 
-// maxListedRejects is how many of a file's rejected rows are kept with
-// their line and reason, in the database and the rejects file; the rest
-// are counted. A file of which every row is rejected (a date format
+// maxListedRejects is how many of a file's rejected rows (and values left
+// out of rows that loaded) are kept with their line and reason, in the
+// database and the rejects file; the rest are counted. A file of which every row is rejected (a date format
 // changed in 1C) would otherwise add to the database as much as it holds,
 // every night it came.
 const maxListedRejects = 10000
@@ -125,10 +125,23 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	record := func(e *RowError) error {
 		pending++
 		c.Rejected++
-		if c.Rejected > maxListedRejects {
+		if c.Rejected+c.Dropped > maxListedRejects {
 			return nil
 		}
 		return batch.AddReject(ctx, e.Line, e.Field, e.Reason)
+	}
+	// drop records the values a row loads without.
+	drop := func(es []*RowError) error {
+		for _, e := range es {
+			c.Dropped++
+			if c.Rejected+c.Dropped > maxListedRejects {
+				continue
+			}
+			if err := batch.AddDropped(ctx, e.Line, e.Field, e.Reason); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	added := func(o outcome, err error) error {
 		if err != nil {
@@ -156,8 +169,13 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 	case FeedCustomers:
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
-			cu, bad := parseCustomer(r)
-			return func() (outcome, error) { return queuedRow, batch.QueueCustomer(ctx, cu) }, bad
+			cu, dropped, bad := parseCustomer(r)
+			return func() (outcome, error) {
+				if err := drop(dropped); err != nil {
+					return queuedRow, err
+				}
+				return queuedRow, batch.QueueCustomer(ctx, cu)
+			}, bad
 		}
 	case FeedPurchases:
 		parse = func(r *csvRow) (func() (outcome, error), *RowError) {
@@ -178,7 +196,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		}
 	case FeedOrders:
 		f.Seek(0, io.SeekStart)
-		x := &xmlLoad{ctx: ctx, in: in, latest: latest, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record, step: step}
+		x := &xmlLoad{ctx: ctx, in: in, latest: latest, batch: func() *store.Batch { return batch }, zone: zone, added: added, reject: record, drop: drop, step: step}
 		if err := x.read(f, enc == EncodingUTF8); err != nil {
 			return cutOff(err)
 		}

@@ -20,6 +20,7 @@ type xmlLoad struct {
 	latest time.Time // the latest a sale may be dated
 	added  func(outcome, error) error
 	reject func(*RowError) error
+	drop   func([]*RowError) error // values left out of what loads
 	// Items (documents, customers, group trees, products) are numbered
 	// in file order; step loads one at its number (see Ingester.load).
 	item int
@@ -145,7 +146,7 @@ func (x *xmlLoad) document(doc *xnode) error {
 			break
 		}
 		customer = p.get("Ид")
-		if err := x.contact(p); err != nil {
+		if err := x.contact(p, doc.line); err != nil {
 			return err
 		}
 		break
@@ -209,9 +210,13 @@ func (x *xmlLoad) document(doc *xnode) error {
 	return nil
 }
 
-// contact records a buyer with a way to reach them.
-func (x *xmlLoad) contact(p *xnode) error {
-	email, phone := contacts(p)
+// contact records a buyer, of a document at line, with a way to reach
+// them.
+func (x *xmlLoad) contact(p *xnode, line int) error {
+	email, phone, dropped := contacts(p, line)
+	if err := x.drop(dropped); err != nil {
+		return err
+	}
 	if email == "" && phone == "" {
 		return nil
 	}
@@ -225,7 +230,10 @@ func (x *xmlLoad) party(p *xnode) error {
 		return nil
 	}
 	x.usable++
-	email, phone := contacts(p)
+	email, phone, dropped := contacts(p, p.line)
+	if err := x.drop(dropped); err != nil {
+		return err
+	}
 	return x.added(outcomeOf(x.batch().AddContact(x.ctx, store.Customer{Code: p.get("Ид"), Name: partyName(p), Email: email, Phone: phone})))
 }
 

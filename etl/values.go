@@ -254,22 +254,60 @@ func normalizeEmail(s string) (string, error) {
 	return e, nil
 }
 
-// firstValid returns the first of the values listed in s, separated by
-// commas or semicolons, that norm accepts: 1C's contact details may hold
-// several ("ivanov@mail.ru; ivanov@yandex.ru"). s whole is tried first,
-// and without a valid one it is norm's error for s.
-func firstValid(s string, norm func(string) (string, error)) (string, error) {
+// contactValue returns a contact field's value for norm (normalizeEmail
+// or normalizePhone), or why there is none. Words in place of a value,
+// which 1C operators type when a customer gives none ("нет", "-", "не
+// дала"), are no value: "" without an error. A value holds mark: an
+// email an @, a phone a digit.
+//
+// 1C's contact fields may list several ("ivanov@mail.ru; ivanov@yandex.ru",
+// "нет, anna@bk.ru"): s whole is tried first, then each listed value in
+// turn (see contactList), and without a valid one it is norm's error for
+// s.
+func contactValue(s string, norm func(string) (string, error), mark string) (string, error) {
+	if !strings.ContainsAny(s, mark) {
+		return "", nil
+	}
 	v, err := norm(s)
 	if err == nil || !strings.ContainsAny(s, ",;") {
 		return v, err
 	}
-	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' }) {
+	for _, part := range contactList(s, mark) {
 		if v, perr := norm(part); perr == nil {
 			return v, nil
 		}
 	}
 	return "", err
 }
+
+// contactList splits a contact field into the values it lists. A
+// semicolon always separates; a comma only when a space follows it or
+// values (holding mark) stand on both sides of it. A comma typed for a
+// point inside one address ("ivan,petrov@mail.ru") separates nothing:
+// split, it would give another person's address.
+func contactList(s, mark string) []string {
+	var parts []string
+	for _, semi := range strings.Split(s, ";") {
+		pieces := strings.Split(semi, ",")
+		cur := pieces[0]
+		for _, next := range pieces[1:] {
+			if strings.HasPrefix(next, " ") || strings.ContainsAny(cur, mark) && strings.ContainsAny(next, mark) {
+				parts = append(parts, cur)
+				cur = next
+				continue
+			}
+			cur += "," + next
+		}
+		parts = append(parts, cur)
+	}
+	return parts
+}
+
+// The marks that make a contact field a value for contactValue.
+const (
+	emailMark = "@"
+	phoneMark = "0123456789"
+)
 
 // normalizePhone turns a Russian phone number in any common notation
 // (8 (912) 345-67-89, +7 912 3456789, 9123456789, with an extension

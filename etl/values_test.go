@@ -172,26 +172,34 @@ func TestLineSum(t *testing.T) {
 	}
 }
 
-func TestFirstValid(t *testing.T) {
+func TestContactValue(t *testing.T) {
 	tests := []struct {
 		in    string
 		norm  func(string) (string, error)
+		mark  string
 		want  string
 		valid bool
 	}{
-		{"Ivanov@Mail.ru; ivanov@yandex.ru", normalizeEmail, "ivanov@mail.ru", true},
-		{"нет, ivanov@yandex.ru", normalizeEmail, "ivanov@yandex.ru", true},
-		{"ivanov@mail.ru", normalizeEmail, "ivanov@mail.ru", true},
-		{"нет; никогда", normalizeEmail, "", false},
-		{",;", normalizeEmail, "", false},
-		{"+7 (495) 123-45-67, 8 912 345-67-89", normalizePhone, "+74951234567", true},
-		{"89; 8 912 345-67-89", normalizePhone, "+79123456789", true},
-		{"12345, 678", normalizePhone, "", false},
+		{"Ivanov@Mail.ru; ivanov@yandex.ru", normalizeEmail, emailMark, "ivanov@mail.ru", true},
+		{"нет, ivanov@yandex.ru", normalizeEmail, emailMark, "ivanov@yandex.ru", true},
+		{"ivanov@mail.ru", normalizeEmail, emailMark, "ivanov@mail.ru", true},
+		{"a@mail,ru,b@bk.ru", normalizeEmail, emailMark, "b@bk.ru", true},
+		{"нет; никогда", normalizeEmail, emailMark, "", true}, // words: no value
+		{"-", normalizeEmail, emailMark, "", true},
+		{",;", normalizeEmail, emailMark, "", true},
+		{"ivanov@mail", normalizeEmail, emailMark, "", false},
+		// A comma for a point: one broken address, not a list.
+		{"ivan,petrov@mail.ru", normalizeEmail, emailMark, "", false},
+		{"ivanov@mail,ru", normalizeEmail, emailMark, "", false},
+		{"+7 (495) 123-45-67, 8 912 345-67-89", normalizePhone, phoneMark, "+74951234567", true},
+		{"89; 8 912 345-67-89", normalizePhone, phoneMark, "+79123456789", true},
+		{"не давала", normalizePhone, phoneMark, "", true},
+		{"12345, 678", normalizePhone, phoneMark, "", false},
 	}
 	for _, tt := range tests {
-		got, err := firstValid(tt.in, tt.norm)
+		got, err := contactValue(tt.in, tt.norm, tt.mark)
 		if got != tt.want || (err == nil) != tt.valid {
-			t.Errorf("firstValid(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("contactValue(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }

@@ -67,9 +67,9 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 		var old int64
 		var oldSHA, oldStatus string
 		var r Resume
-		err := tx.QueryRowContext(ctx, `SELECT id, sha256, status, checkpoint, rows_loaded, rows_duplicate, rows_rejected
+		err := tx.QueryRowContext(ctx, `SELECT id, sha256, status, checkpoint, rows_loaded, rows_duplicate, rows_rejected, values_dropped
 			FROM files WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
-			v.Source, v.Name, v.Size, v.MTime).Scan(&old, &oldSHA, &oldStatus, &r.Checkpoint, &r.Counts.Loaded, &r.Counts.Duplicate, &r.Counts.Rejected)
+			v.Source, v.Name, v.Size, v.MTime).Scan(&old, &oldSHA, &oldStatus, &r.Checkpoint, &r.Counts.Loaded, &r.Counts.Duplicate, &r.Counts.Rejected, &r.Counts.Dropped)
 		switch {
 		case err == nil && !dup && oldSHA == sha256 && oldStatus == FileLoading:
 			id, resume = old, r
@@ -81,7 +81,7 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 				return err
 			}
 			_, err = tx.ExecContext(ctx, `UPDATE files SET sha256 = ?, feed = ?, encoding = ?, status = ?,
-				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, checkpoint = 0, error = '', started_at = ?, finished_at = NULL
+				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, values_dropped = 0, checkpoint = 0, error = '', started_at = ?, finished_at = NULL
 				WHERE id = ?`, sha256, feed, encoding, status, now, id)
 			return err
 		case errors.Is(err, sql.ErrNoRows):
@@ -143,6 +143,9 @@ func insertFile(ctx context.Context, tx *sql.Tx, v FileVersion, sha256, feed, en
 // FileCounts are the row outcomes of one file.
 type FileCounts struct {
 	Loaded, Duplicate, Rejected int64
+	// Dropped counts the values left out of rows that loaded (see
+	// Batch.AddDropped).
+	Dropped int64
 }
 
 // FinishFile marks a file ingested (errMsg empty) or failed, with its counts.
@@ -153,8 +156,8 @@ func (db *DB) FinishFile(ctx context.Context, id int64, c FileCounts, errMsg str
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE files SET status = ?, rows_loaded = ?, rows_duplicate = ?,
-			rows_rejected = ?, error = ?, finished_at = ? WHERE id = ?`,
-			status, c.Loaded, c.Duplicate, c.Rejected, errMsg, db.now(), id)
+			rows_rejected = ?, values_dropped = ?, error = ?, finished_at = ? WHERE id = ?`,
+			status, c.Loaded, c.Duplicate, c.Rejected, c.Dropped, errMsg, db.now(), id)
 		return err
 	})
 	if err != nil {
@@ -163,18 +166,20 @@ func (db *DB) FinishFile(ctx context.Context, id int64, c FileCounts, errMsg str
 	return nil
 }
 
-// Reject is a row that could not be loaded.
+// Reject is a row that could not be loaded or, Kept, a value a row
+// loaded without.
 type Reject struct {
 	File   string
 	Line   int
 	Field  string
 	Reason string
+	Kept   bool
 }
 
 // Rejects returns the most recent rejects across all files, newest first,
 // at most limit.
 func (db *DB) Rejects(ctx context.Context, limit int) ([]Reject, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.line, r.field, r.reason
+	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.line, r.field, r.reason, r.kept
 		FROM rejects r JOIN files f ON f.id = r.file_id ORDER BY r.id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list rejects: %w", err)
@@ -183,7 +188,7 @@ func (db *DB) Rejects(ctx context.Context, limit int) ([]Reject, error) {
 	var out []Reject
 	for rows.Next() {
 		var r Reject
-		if err := rows.Scan(&r.File, &r.Line, &r.Field, &r.Reason); err != nil {
+		if err := rows.Scan(&r.File, &r.Line, &r.Field, &r.Reason, &r.Kept); err != nil {
 			return nil, fmt.Errorf("list rejects: %w", err)
 		}
 		out = append(out, r)
@@ -193,7 +198,7 @@ func (db *DB) Rejects(ctx context.Context, limit int) ([]Reject, error) {
 
 // EachReject calls fn with each reject of a file, in line order.
 func (db *DB) EachReject(ctx context.Context, fileID int64, fn func(Reject) error) error {
-	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.line, r.field, r.reason
+	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.line, r.field, r.reason, r.kept
 		FROM rejects r JOIN files f ON f.id = r.file_id WHERE r.file_id = ? ORDER BY r.line, r.id`, fileID)
 	if err != nil {
 		return fmt.Errorf("rejects of file %d: %w", fileID, err)
@@ -201,7 +206,7 @@ func (db *DB) EachReject(ctx context.Context, fileID int64, fn func(Reject) erro
 	defer rows.Close()
 	for rows.Next() {
 		var r Reject
-		if err := rows.Scan(&r.File, &r.Line, &r.Field, &r.Reason); err != nil {
+		if err := rows.Scan(&r.File, &r.Line, &r.Field, &r.Reason, &r.Kept); err != nil {
 			return fmt.Errorf("rejects of file %d: %w", fileID, err)
 		}
 		if err := fn(r); err != nil {

@@ -552,8 +552,18 @@ func (b *Batch) AddPromoCode(ctx context.Context, code string) (bool, error) {
 
 // AddReject records a row that could not be loaded.
 func (b *Batch) AddReject(ctx context.Context, line int, field, reason string) error {
-	if _, err := b.exec(ctx, `INSERT INTO rejects (file_id, line, field, reason) VALUES (?, ?, ?, ?)`,
-		b.fileID, line, field, reason); err != nil {
+	return b.addReject(ctx, line, field, reason, false)
+}
+
+// AddDropped records a value that a row loaded without: the field, and
+// why its value was left out.
+func (b *Batch) AddDropped(ctx context.Context, line int, field, reason string) error {
+	return b.addReject(ctx, line, field, reason, true)
+}
+
+func (b *Batch) addReject(ctx context.Context, line int, field, reason string, kept bool) error {
+	if _, err := b.exec(ctx, `INSERT INTO rejects (file_id, line, field, reason, kept) VALUES (?, ?, ?, ?, ?)`,
+		b.fileID, line, field, reason, kept); err != nil {
 		return fmt.Errorf("add reject line %d: %w", line, err)
 	}
 	return nil
@@ -594,7 +604,7 @@ func (b *Batch) Checkpoint(ctx context.Context, at int, c *FileCounts) error {
 	c.Duplicate += b.duplicate
 	b.loaded, b.duplicate = 0, 0
 	if _, err := b.tx.ExecContext(ctx, `UPDATE files SET checkpoint = ?, rows_loaded = ?, rows_duplicate = ?,
-		rows_rejected = ? WHERE id = ?`, at, c.Loaded, c.Duplicate, c.Rejected, b.fileID); err != nil {
+		rows_rejected = ?, values_dropped = ? WHERE id = ?`, at, c.Loaded, c.Duplicate, c.Rejected, c.Dropped, b.fileID); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	return b.Commit()

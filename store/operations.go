@@ -117,6 +117,7 @@ func (db *DB) ListingEntries(ctx context.Context, source string, from time.Time,
 type DaySummary struct {
 	FilesIngested, FilesFailed, FilesDuplicate int64
 	RowsLoaded, RowsDuplicate, RowsRejected    int64
+	ValuesDropped                              int64 // left out of rows that loaded
 	RejectReasons                              []ReasonCount
 	Sent, Bounced, Failed, Unknown, Expired    int64
 	Answers, Alerts, Thanks, Reminders         int64
@@ -126,10 +127,11 @@ type DaySummary struct {
 // ReasonCount is how many of a file's listed rejects are of one column
 // (Field; "" for rows that could not be read at all), with the first of
 // their reasons as an example: reasons name the values, and so are
-// seldom the same twice.
+// seldom the same twice. Kept: values left out of rows that loaded.
 type ReasonCount struct {
 	File, Field, Example string
 	Count                int64
+	Kept                 bool
 }
 
 // Summarize counts what happened in p.
@@ -147,9 +149,10 @@ func (db *DB) Summarize(ctx context.Context, p Period) (DaySummary, error) {
 		dst   []any
 	}{
 		{`SELECT coalesce(sum(status = 'ingested'), 0), coalesce(sum(status = 'failed'), 0), coalesce(sum(status = 'skipped_duplicate'), 0),
-			coalesce(sum(rows_loaded), 0), coalesce(sum(rows_duplicate), 0), coalesce(sum(rows_rejected), 0)
+			coalesce(sum(rows_loaded), 0), coalesce(sum(rows_duplicate), 0), coalesce(sum(rows_rejected), 0),
+			coalesce(sum(values_dropped), 0)
 			FROM files WHERE finished_at >= ? AND finished_at < ?`,
-			[]any{&s.FilesIngested, &s.FilesFailed, &s.FilesDuplicate, &s.RowsLoaded, &s.RowsDuplicate, &s.RowsRejected}},
+			[]any{&s.FilesIngested, &s.FilesFailed, &s.FilesDuplicate, &s.RowsLoaded, &s.RowsDuplicate, &s.RowsRejected, &s.ValuesDropped}},
 		{`SELECT coalesce(sum(status = 'sent'), 0), coalesce(sum(status = 'bounced'), 0), coalesce(sum(status = 'failed'), 0),
 			coalesce(sum(status = 'unknown'), 0), coalesce(sum(status = 'expired'), 0)
 			FROM invitations WHERE due_at >= ? AND due_at < ?`, []any{&s.Sent, &s.Bounced, &s.Failed, &s.Unknown, &s.Expired}},
@@ -165,8 +168,8 @@ func (db *DB) Summarize(ctx context.Context, p Period) (DaySummary, error) {
 	}
 	// r.reason is the first reject's: SQLite takes a bare column from the
 	// row of the query's only min().
-	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.field, count(*), r.reason, min(r.id) FROM rejects r JOIN files f ON f.id = r.file_id
-		WHERE f.finished_at >= ? AND f.finished_at < ? GROUP BY f.id, r.field ORDER BY count(*) DESC, f.id, r.field LIMIT 10`, from, to)
+	rows, err := db.read.QueryContext(ctx, `SELECT f.name, r.field, r.kept, count(*), r.reason, min(r.id) FROM rejects r JOIN files f ON f.id = r.file_id
+		WHERE f.finished_at >= ? AND f.finished_at < ? GROUP BY f.id, r.field, r.kept ORDER BY count(*) DESC, f.id, r.field, r.kept LIMIT 10`, from, to)
 	if err != nil {
 		return s, fmt.Errorf("summary: %w", err)
 	}
@@ -174,7 +177,7 @@ func (db *DB) Summarize(ctx context.Context, p Period) (DaySummary, error) {
 	for rows.Next() {
 		var r ReasonCount
 		var first int64
-		if err := rows.Scan(&r.File, &r.Field, &r.Count, &r.Example, &first); err != nil {
+		if err := rows.Scan(&r.File, &r.Field, &r.Kept, &r.Count, &r.Example, &first); err != nil {
 			return s, fmt.Errorf("summary: %w", err)
 		}
 		s.RejectReasons = append(s.RejectReasons, r)

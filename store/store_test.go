@@ -658,10 +658,14 @@ func TestSummarize_RejectsByColumn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A value a row loaded without is counted apart from the rejects.
+	if err := b.AddDropped(ctx, 7, "Дата", `"2026-16-01" is not a date`); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.FinishFile(ctx, id, store.FileCounts{Rejected: 4}, ""); err != nil {
+	if err := db.FinishFile(ctx, id, store.FileCounts{Rejected: 4, Dropped: 1}, ""); err != nil {
 		t.Fatal(err)
 	}
 	s, err := db.Summarize(ctx, store.Period{From: day, To: day.AddDate(0, 0, 1)})
@@ -671,8 +675,12 @@ func TestSummarize_RejectsByColumn(t *testing.T) {
 	want := []store.ReasonCount{
 		{File: "purchases_1.csv", Field: "Дата", Example: `"2026-13-01" is not a date`, Count: 3},
 		{File: "purchases_1.csv", Field: "", Example: `bare " in non-quoted-field`, Count: 1},
+		{File: "purchases_1.csv", Field: "Дата", Example: `"2026-16-01" is not a date`, Count: 1, Kept: true},
 	}
 	if fmt.Sprint(s.RejectReasons) != fmt.Sprint(want) {
 		t.Errorf("reasons %v, want %v", s.RejectReasons, want)
+	}
+	if s.RowsRejected != 4 || s.ValuesDropped != 1 {
+		t.Errorf("%d rows rejected, %d values dropped; want 4 and 1", s.RowsRejected, s.ValuesDropped)
 	}
 }

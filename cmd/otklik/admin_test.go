@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/otklik/otklik/etl"
 	"github.com/otklik/otklik/etl/sample"
 	"os"
 	"path/filepath"
@@ -301,4 +302,43 @@ func countSubjects(t *testing.T, box *inbox.Inbox, s string) int {
 		}
 	}
 	return n
+}
+
+// TestSummary_RejectsAndDroppedValues: the morning summary gives the
+// rejected rows by column with an example, and the values left out of
+// loaded rows by count only: their example would be an email.
+func TestSummary_RejectsAndDroppedValues(t *testing.T) {
+	ctx := context.Background()
+	box, err := inbox.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Close()
+	a := adminApp(t, box, "")
+	path := filepath.Join(t.TempDir(), "customers.csv")
+	os.WriteFile(path, []byte("Код;Email;СогласиеНаРассылку\r\nC1;ivan,petrov@mail.ru;Да\r\nC2;a@bk.ru;Возможно\r\n"), 0o644)
+	if res, err := a.ingest(ctx, etl.FeedCustomers, []string{path}); err != nil || res.Loaded != 1 || res.Rejected != 1 || res.Dropped != 1 {
+		t.Fatalf("ingest: %+v %v", res, err)
+	}
+	a.db.Now = func() time.Time { return time.Now().Add(24 * time.Hour) }
+	if _, err := a.summary(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := box.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d emails, want the summary", len(msgs))
+	}
+	text, err := msgs[0].Part("text/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"отклонено 1", "без которых строки загружены (неверный email, телефон, дата рождения): 1",
+		`customers.csv, СогласиеНаРассылку: 1, например: "Возможно"`, "customers.csv, Email: не загружено значений: 1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the summary lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "petrov") {
+		t.Errorf("the summary shows a customer's email:\n%s", text)
+	}
 }

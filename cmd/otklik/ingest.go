@@ -62,6 +62,10 @@ func (a *app) ingest(ctx context.Context, feed string, files []string) (etl.Resu
 }
 
 func ingestLine(r etl.Result) string {
-	return fmt.Sprintf("files: %d ingested, %d failed, %d duplicate; rows: %d loaded, %d duplicate, %d rejected",
+	line := fmt.Sprintf("files: %d ingested, %d failed, %d duplicate; rows: %d loaded, %d duplicate, %d rejected",
 		r.Ingested, r.Failed, r.SkippedDuplicate, r.Loaded, r.Duplicate, r.Rejected)
+	if r.Dropped > 0 {
+		line += fmt.Sprintf("; %d values left out of rows that loaded (see the rejects files)", r.Dropped)
+	}
+	return line
 }

@@ -413,10 +413,18 @@ func (a *app) summary(ctx context.Context) (string, error) {
 	fmt.Fprintf(&b, "Сводка otklik за %s\n\n", day.Format("02.01.2006"))
 	fmt.Fprintf(&b, "Файлы: загружено %d, с ошибкой %d, повторных %d\n", s.FilesIngested, s.FilesFailed, s.FilesDuplicate)
 	fmt.Fprintf(&b, "Строки: загружено %d, повторов %d, отклонено %d\n", s.RowsLoaded, s.RowsDuplicate, s.RowsRejected)
+	if s.ValuesDropped > 0 {
+		fmt.Fprintf(&b, "Значения, без которых строки загружены (неверный email, телефон, дата рождения): %d\n", s.ValuesDropped)
+	}
 	for _, r := range s.RejectReasons {
 		field := r.Field
 		if field == "" {
 			field = "строка не читается"
+		}
+		if r.Kept {
+			// The example would be the value itself: an email, a phone.
+			fmt.Fprintf(&b, "  %s, %s: не загружено значений: %d, строки загружены без них (см. файл отказов)\n", r.File, field, r.Count)
+			continue
 		}
 		fmt.Fprintf(&b, "  %s, %s: %d, например: %s\n", r.File, field, r.Count, r.Example)
 	}

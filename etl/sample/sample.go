@@ -253,8 +253,10 @@ func customerRow(rng *rand.Rand, i int, prev string) []string {
 	switch r := rng.IntN(100); {
 	case r < 5:
 		email = "" // no email on the card
-	case r < 7:
+	case r < 6:
 		email = "нет" // typed into the wrong field
+	case r < 7:
+		email = strings.Replace(email, ".", ",", 1) // a typo: the card loads without it
 	case r < 12:
 		email = "  " + strings.ToUpper(email) + " " // 1C keeps what the cashier typed
 	case r < 15 && prev != "":
