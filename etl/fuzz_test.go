@@ -46,7 +46,8 @@ func FuzzReadCSV(f *testing.F) {
 // one-pass readings of numbers and dates agree with the general ones.
 func FuzzParseFixed(f *testing.F) {
 	for _, s := range []string{"45\u00a0990,00", "-1,5", ",", "1e9", "999999999999999999", "- 1 2,30", "1,2,3",
-		"01.11.2026 9:05:00", "29.02.2028 23:59:59", "31.04.2026 10:00:00", "01.01.0001 0:00:00", "29.03.2026 2:30:00"} {
+		"01.11.2026 9:05:00", "29.02.2028 23:59:59", "31.04.2026 10:00:00", "01.01.0001 0:00:00", "29.03.2026 2:30:00",
+		"1.234,56", "1,234,567", "(1 234,50 ₽)", "99,90 руб.", "ivan,petrov@mail.ru", "нет, a@bk.ru; b@bk.ru"} {
 		f.Add(s)
 	}
 	moscow, err := time.LoadLocation("Europe/Moscow")
@@ -67,8 +68,9 @@ func FuzzParseFixed(f *testing.F) {
 			}
 		}
 		parseDateTime(s, time.UTC)
-		normalizePhone(s)
-		normalizeEmail(s)
+		parseKopecks(s)
+		contactValue(s, normalizePhone, phoneMark)
+		contactValue(s, normalizeEmail, emailMark)
 	})
 }
 

@@ -158,8 +158,12 @@ func plainFixed(s string, scale int) (int64, bool) {
 	return v, true
 }
 
-// anyFixed is parseFixed for any input, with the reason it is refused.
-func anyFixed(s string, scale int) (int64, error) {
+// anyFixed is parseFixed for any input, with the reason it is refused,
+// one of units taken off its end. Beside what plainFixed reads, it takes an accounting negative in
+// parentheses and points or commas grouping thousands, as Excel saves
+// them in other locales: of "1.234,56" and "1,234.56" the last mark is
+// the decimal one; a mark repeated ("1,234,567") groups digits.
+func anyFixed(s string, scale int, units ...string) (int64, error) {
 	orig := s
 	s = strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\u00a0' || r == '\u202f' || r == '\t' {
@@ -170,35 +174,45 @@ func anyFixed(s string, scale int) (int64, error) {
 	if s == "" {
 		return 0, errEmpty
 	}
+	notNumber := fmt.Errorf("%q — не число", orig)
 	neg := false
-	switch s[0] {
-	case '-':
+	if len(s) > 2 && s[0] == '(' && s[len(s)-1] == ')' {
+		neg, s = true, s[1:len(s)-1]
+	}
+	for _, u := range units {
+		if len(s) > len(u) && strings.EqualFold(s[len(s)-len(u):], u) {
+			s = s[:len(s)-len(u)]
+			break
+		}
+	}
+	switch {
+	case neg: // no sign inside the parentheses
+	case s[0] == '-':
 		neg, s = true, s[1:]
-	case '+':
+	case s[0] == '+':
 		s = s[1:]
 	}
-	intPart, frac, _ := strings.Cut(strings.Replace(s, ",", ".", 1), ".")
-	if intPart == "" && frac == "" {
-		return 0, fmt.Errorf("%q — не число", orig)
+	intPart, frac, ok := splitDecimal(s)
+	if !ok || intPart == "" && frac == "" {
+		return 0, notNumber
+	}
+	for _, part := range []string{intPart, frac} {
+		if strings.ContainsFunc(part, func(c rune) bool { return c < '0' || c > '9' }) {
+			return 0, notNumber
+		}
 	}
 	if len(frac) > scale {
-		extra := frac[scale:]
-		if strings.Trim(extra, "0") != "" {
+		if strings.Trim(frac[scale:], "0") != "" {
 			return 0, fmt.Errorf("в %q больше %d знаков после запятой", orig, scale)
 		}
 		frac = frac[:scale]
 	}
 	var v int64
-	for _, part := range []string{intPart, frac + strings.Repeat("0", scale-len(frac))} {
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				return 0, fmt.Errorf("%q — не число", orig)
-			}
-			if v > (1<<62)/10 {
-				return 0, fmt.Errorf("%q — слишком большое число", orig)
-			}
-			v = v*10 + int64(c-'0')
+	for _, c := range intPart + frac + strings.Repeat("0", scale-len(frac)) {
+		if v > (1<<62)/10 {
+			return 0, fmt.Errorf("%q — слишком большое число", orig)
 		}
+		v = v*10 + int64(c-'0')
 	}
 	if neg {
 		v = -v
@@ -206,8 +220,61 @@ func anyFixed(s string, scale int) (int64, error) {
 	return v, nil
 }
 
-// parseKopecks reads a money amount in roubles into kopecks.
-func parseKopecks(s string) (int64, error) { return parseFixed(s, 2) }
+// splitDecimal splits a number without spaces or sign at its decimal
+// mark, removing the marks that group thousands; ok is false if the
+// marks are in no order a number has (groups of three digits after the
+// first).
+func splitDecimal(s string) (intPart, frac string, ok bool) {
+	last := strings.LastIndexAny(s, ".,")
+	if last < 0 {
+		return s, "", true
+	}
+	mark, other := s[last], byte(',')
+	if mark == ',' {
+		other = '.'
+	}
+	switch n := strings.Count(s, string(mark)); {
+	case n > 1 && strings.IndexByte(s, other) < 0:
+		// One mark repeated: it groups thousands, and there is no fraction.
+		intPart, ok = ungroup(s, mark)
+		return intPart, "", ok
+	case n > 1:
+		return "", "", false
+	}
+	intPart, frac = s[:last], s[last+1:]
+	if strings.IndexByte(intPart, other) < 0 {
+		return intPart, frac, true
+	}
+	intPart, ok = ungroup(intPart, other)
+	return intPart, frac, ok
+}
+
+// ungroup removes the mark that groups s's digits in threes.
+func ungroup(s string, mark byte) (string, bool) {
+	groups := strings.Split(s, string(mark))
+	if len(groups[0]) < 1 || len(groups[0]) > 3 {
+		return "", false
+	}
+	for _, g := range groups[1:] {
+		if len(g) != 3 {
+			return "", false
+		}
+	}
+	return strings.Join(groups, ""), true
+}
+
+// parseKopecks reads a money amount in roubles into kopecks. A rouble
+// sign after it, as Excel's currency format saves it ("99,90 ₽",
+// "99,90 р."), is taken off.
+func parseKopecks(s string) (int64, error) {
+	if v, ok := plainFixed(s, 2); ok {
+		return v, nil
+	}
+	return anyFixed(s, 2, roubleSigns...)
+}
+
+// roubleSigns are what may follow an amount, longest first.
+var roubleSigns = []string{"руб.", "руб", "rub", "р.", "₽"}
 
 // parseMilli reads a quantity into thousandths.
 func parseMilli(s string) (int64, error) { return parseFixed(s, 3) }

@@ -1,12 +1,41 @@
 package etl
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
 )
+
+func TestParseKopecks(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{"99,90 руб.", "9990"},
+		{"99,90 РУБ", "9990"},
+		{"1\u00a0000,00\u00a0₽", "100000"},
+		{"99,90 р.", "9990"},
+		{"-5 ₽", "-500"},
+		{"(1 234,50 ₽)", "-123450"},
+		{"руб.", `"руб." — не число`},
+		{"₽ 99", `"₽ 99" — не число`},
+		{"99,90 руб. 00", `"99,90 руб. 00" — не число`},
+		{"1,5x", `"1,5x" — не число`},
+		{"899,001", `в "899,001" больше 2 знаков после запятой`},
+		{"12.34,56", `"12.34,56" — не число`},
+	} {
+		v, err := parseKopecks(tc.in)
+		got := fmt.Sprint(v)
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("parseKopecks(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
 
 func TestParseFixed(t *testing.T) {
 	for _, tc := range []struct {
@@ -42,6 +71,20 @@ func TestParseFixed(t *testing.T) {
 		{"1\t000", 2, 100000, false},
 		{"461168601842738791", 2, 0, true},
 		{"46116860184273879", 2, 4611686018427387900, false},
+		// Other locales' groups, and the accounting negative.
+		{"1.234,56", 2, 123456, false},
+		{"1,234.56", 2, 123456, false},
+		{"1,234,567", 2, 123456700, false},
+		{"1.234.567,5", 2, 123456750, false},
+		{"12.34,56", 2, 0, true},
+		{"1.234.56", 2, 0, true},
+		{"1,234,56", 2, 0, true},
+		{"(5,00)", 2, -500, false},
+		{"(-5)", 2, 0, true},
+		{"()", 2, 0, true},
+		{"(5", 2, 0, true},
+		{"99,90 руб.", 2, 0, true}, // parseKopecks takes the sign off
+		{"1,5x", 2, 0, true},
 	} {
 		got, err := parseFixed(tc.in, tc.scale)
 		if (err != nil) != tc.wantErr || got != tc.want {
