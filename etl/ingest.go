@@ -675,7 +675,8 @@ func (in *Ingester) writeRejects(ctx context.Context, fileID int64, path, name, 
 				err = w.Write([]string{name, "", "", fmt.Sprintf("отклонено ещё строк: %d (перечислены первые %d)", n, maxListedRejects), "нет"})
 			}
 			if n := c.Dropped - dropped; err == nil && n > 0 {
-				err = w.Write([]string{name, "", "", fmt.Sprintf("ещё значений, без которых строки загружены: %d (перечислены первые %d)", n, maxListedRejects), "да, без этих значений"})
+				why := fmt.Sprintf("ещё значений, без которых строки загружены: %d (перечислены первые %d)", n, maxListedRejects)
+				err = w.Write([]string{name, "", "", why, "да, без этих значений"})
 			}
 			return err
 		}()

@@ -61,36 +61,61 @@ func TestIngest_RefreshFailsBeforeLoading(t *testing.T) {
 }
 
 // TestIngest_RejectsListedUpToLimit: of a file whose every row is
-// rejected, all are counted and the first 10,000 listed, in the database
-// and in the rejects file, which says how many more there were.
+// rejected, or loads without a value, all are counted and the first
+// 10,000 listed, in the database and in the rejects file, which says how
+// many more there were.
 func TestIngest_RejectsListedUpToLimit(t *testing.T) {
-	in, db := newIngester(t)
-	ctx := context.Background()
-	var b strings.Builder
-	b.WriteString("НомерЧека;НомерСтроки;Дата;Магазин;Количество;Сумма\r\n")
-	for i := range 10005 {
-		fmt.Fprintf(&b, "R%d;1;2026-11-01T10:00:00+0300;0001;1;100,00\r\n", i)
+	tests := []struct {
+		name, file, header, row string
+		rows                    int
+		badConsent              int // customers' rows after them rejected for their consent
+		rejected, dropped       int64
+		tail                    []string
+	}{
+		{"rows rejected", "purchases_1.csv", "НомерЧека;НомерСтроки;Дата;Магазин;Количество;Сумма",
+			"R%d;1;2026-11-01T10:00:00+0300;0001;1;100,00", 10005, 0, 10005, 0,
+			[]string{"purchases_1.csv;;;отклонено ещё строк: 5 (перечислены первые 10000);нет"}},
+		// Cards loaded without their email come first; the last two are
+		// rejected for their consent, past the listed 10,000.
+		{"values left out", "customers_1.csv", "Код;Email;СогласиеНаРассылку",
+			"C%d;ivan,petrov@mail.ru;Да", 10003, 2, 2, 10003,
+			[]string{"customers_1.csv;;;отклонено ещё строк: 2 (перечислены первые 10000);нет",
+				"customers_1.csv;;;ещё значений, без которых строки загружены: 3 (перечислены первые 10000);да, без этих значений"}},
 	}
-	path := filepath.Join(t.TempDir(), "purchases_1.csv")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := in.IngestFiles(ctx, "", []string{path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Rejected != 10005 {
-		t.Errorf("%d rows rejected, want 10005", res.Rejected)
-	}
-	listed := 0
-	if err := db.EachReject(ctx, 1, func(store.Reject) error { listed++; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if listed != 10000 {
-		t.Errorf("%d rejects listed, want 10000", listed)
-	}
-	lines := strings.Split(strings.TrimSpace(string(rejectsFile(t, in, "*purchases_1.csv"))), "\r\n")
-	if len(lines) != 1+10000+1 || lines[len(lines)-1] != "purchases_1.csv;;;отклонено ещё строк: 5 (перечислены первые 10000);нет" {
-		t.Errorf("%d lines in the rejects file, the last %q", len(lines), lines[len(lines)-1])
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, db := newIngester(t)
+			ctx := context.Background()
+			var b strings.Builder
+			b.WriteString(tt.header + "\r\n")
+			for i := range tt.rows {
+				fmt.Fprintf(&b, tt.row+"\r\n", i)
+			}
+			for i := range tt.badConsent {
+				fmt.Fprintf(&b, "X%d;a@bk.ru;Возможно\r\n", i)
+			}
+			path := filepath.Join(t.TempDir(), tt.file)
+			if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			res, err := in.IngestFiles(ctx, "", []string{path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Rejected != tt.rejected || res.Dropped != tt.dropped {
+				t.Errorf("%d rows rejected, %d values left out; want %d, %d", res.Rejected, res.Dropped, tt.rejected, tt.dropped)
+			}
+			listed := 0
+			if err := db.EachReject(ctx, 1, func(store.Reject) error { listed++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if listed != 10000 {
+				t.Errorf("%d rejects listed, want 10000", listed)
+			}
+			lines := strings.Split(strings.TrimSpace(string(rejectsFile(t, in, "*"+tt.file))), "\r\n")
+			if tail := lines[min(len(lines), 1+10000):]; len(lines) != 1+10000+len(tt.tail) || fmt.Sprint(tail) != fmt.Sprint(tt.tail) {
+				t.Errorf("%d lines in the rejects file, after the listed %q", len(lines), tail)
+			}
+		})
 	}
 }

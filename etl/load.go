@@ -27,9 +27,9 @@ const (
 
 // maxListedRejects is how many of a file's rejected rows (and values left
 // out of rows that loaded) are kept with their line and reason, in the
-// database and the rejects file; the rest are counted. A file of which every row is rejected (a date format
-// changed in 1C) would otherwise add to the database as much as it holds,
-// every night it came.
+// database and the rejects file; the rest are counted. A file of which
+// every row is rejected (a date format changed in 1C) would otherwise add
+// to the database as much as it holds, every night it came.
 const maxListedRejects = 10000
 
 // load parses a spooled file and writes its rows in batches. Each batch

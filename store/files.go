@@ -67,9 +67,11 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 		var old int64
 		var oldSHA, oldStatus string
 		var r Resume
-		err := tx.QueryRowContext(ctx, `SELECT id, sha256, status, checkpoint, rows_loaded, rows_duplicate, rows_rejected, values_dropped
+		err := tx.QueryRowContext(ctx, `SELECT id, sha256, status, checkpoint,
+			rows_loaded, rows_duplicate, rows_rejected, values_dropped
 			FROM files WHERE source = ? AND name = ? AND size = ? AND mtime = ?`,
-			v.Source, v.Name, v.Size, v.MTime).Scan(&old, &oldSHA, &oldStatus, &r.Checkpoint, &r.Counts.Loaded, &r.Counts.Duplicate, &r.Counts.Rejected, &r.Counts.Dropped)
+			v.Source, v.Name, v.Size, v.MTime).Scan(&old, &oldSHA, &oldStatus, &r.Checkpoint,
+			&r.Counts.Loaded, &r.Counts.Duplicate, &r.Counts.Rejected, &r.Counts.Dropped)
 		switch {
 		case err == nil && !dup && oldSHA == sha256 && oldStatus == FileLoading:
 			id, resume = old, r
@@ -81,7 +83,8 @@ func (db *DB) BeginFile(ctx context.Context, v FileVersion, sha256, feed, encodi
 				return err
 			}
 			_, err = tx.ExecContext(ctx, `UPDATE files SET sha256 = ?, feed = ?, encoding = ?, status = ?,
-				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, values_dropped = 0, checkpoint = 0, error = '', started_at = ?, finished_at = NULL
+				rows_loaded = 0, rows_duplicate = 0, rows_rejected = 0, values_dropped = 0, checkpoint = 0,
+				error = '', started_at = ?, finished_at = NULL
 				WHERE id = ?`, sha256, feed, encoding, status, now, id)
 			return err
 		case errors.Is(err, sql.ErrNoRows):
