@@ -119,8 +119,14 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 			return err
 		}
 		pending, began = 0, time.Now()
-		batch, err = begin()
-		return err
+		// The committed batch stays in hand until the next begins: the
+		// deferred Rollback needs one (a canceled load fails here).
+		next, err := begin()
+		if err != nil {
+			return err
+		}
+		batch = next
+		return nil
 	}
 	record := func(e *RowError) error {
 		pending++
