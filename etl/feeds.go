@@ -81,6 +81,33 @@ var feeds = map[string]feed{
 	}},
 }
 
+// surveyColumns are the optional columns without which a feed's rows
+// load but are never surveyed: a file without one says so, once, as a
+// value its rows were loaded without (see absent). A column renamed in 1C
+// would otherwise stop every survey without a word.
+var surveyColumns = map[string]map[string]string{
+	FeedCustomers: {
+		"email":   "в файле нет этого столбца: карточки загружены без email, опросы им не отправляются",
+		"consent": "в файле нет этого столбца: карточки загружены без согласия на рассылку, опросы им не отправляются",
+	},
+	FeedPurchases: {
+		"customer": "в файле нет этого столбца: покупки загружены без покупателя, опросы по ним не отправляются",
+	},
+}
+
+// absent returns a note, at the header's line, of each of the feed's
+// surveyColumns that a file's header (matched into index) lacks.
+func (f feed) absent(index map[string]int) []*RowError {
+	var notes []*RowError
+	for _, c := range f.columns {
+		why, ok := surveyColumns[f.name][c.key]
+		if _, found := index[c.key]; ok && !found {
+			notes = append(notes, &RowError{Line: 1, Field: c.aliases[0], Reason: why})
+		}
+	}
+	return notes
+}
+
 // Columns returns the column keys of a CSV feed (what a source's
 // columns mapping may name), or nil if the feed is not CSV.
 func Columns(feedName string) []string {

@@ -65,7 +65,7 @@ func parseFile(tb testing.TB, path, feedName string) string {
 		fmt.Fprintf(&out, "line %d %s\n", cr.line, exported(rec))
 		return nil
 	}
-	if err := readCSV(r, feeds[feedName], row, bad); err != nil {
+	if err := readCSV(r, feeds[feedName], nil, row, bad); err != nil {
 		fmt.Fprintf(&out, "file error: %v\n", err)
 	}
 	return out.String()

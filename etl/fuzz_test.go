@@ -37,7 +37,7 @@ func FuzzReadCSV(f *testing.F) {
 				}
 				return nil
 			}
-			readCSV(r, feeds[name], row, func(*RowError) error { return nil })
+			readCSV(r, feeds[name], nil, row, func(*RowError) error { return nil })
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otklik/otklik/store"
 	_ "modernc.org/sqlite"
@@ -72,8 +73,8 @@ func TestIngest_RejectsListedUpToLimit(t *testing.T) {
 		rejected, dropped       int64
 		tail                    []string
 	}{
-		{"rows rejected", "purchases_1.csv", "НомерЧека;НомерСтроки;Дата;Магазин;Количество;Сумма",
-			"R%d;1;2026-11-01T10:00:00+0300;0001;1;100,00", 10005, 0, 10005, 0,
+		{"rows rejected", "purchases_1.csv", "НомерЧека;НомерСтроки;Дата;Магазин;КодКлиента;Количество;Сумма",
+			"R%d;1;2026-11-01T10:00:00+0300;0001;C1;1;100,00", 10005, 0, 10005, 0,
 			[]string{"purchases_1.csv;;;отклонено ещё строк: 5 (перечислены первые 10000);нет"}},
 		// Cards loaded without their email come first; the last two are
 		// rejected for their consent, past the listed 10,000.
@@ -117,5 +118,53 @@ func TestIngest_RejectsListedUpToLimit(t *testing.T) {
 				t.Errorf("%d lines in the rejects file, after the listed %q", len(lines), tail)
 			}
 		})
+	}
+}
+
+// TestIngest_AbsentColumnNotedOnce: a customers file without the consent
+// column loads, says so once at its header's line, and says it once
+// still when its load is cut off after a batch and goes on at the next
+// run.
+func TestIngest_AbsentColumnNotedOnce(t *testing.T) {
+	in, db := newIngester(t)
+	var b strings.Builder
+	b.WriteString("Код;ФИО;Email\r\n")
+	const cards = 100000
+	for i := range cards {
+		fmt.Fprintf(&b, "C%d;Иванов;ivan%d@bk.ru\r\n", i, i)
+	}
+	path := filepath.Join(t.TempDir(), "customers.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		for ctx.Err() == nil {
+			var n int
+			raw.QueryRow(`SELECT count(*) FROM files WHERE checkpoint > 1`).Scan(&n)
+			if n > 0 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	if _, err := in.IngestFiles(ctx, "", []string{path}); err == nil {
+		t.Fatal("the load was not cut off")
+	}
+	res, err := in.IngestFiles(context.Background(), "", []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loaded, dropped, notes int
+	raw.QueryRow(`SELECT rows_loaded, values_dropped FROM files`).Scan(&loaded, &dropped)
+	raw.QueryRow(`SELECT count(*) FROM rejects WHERE line = 1 AND kept AND field = 'СогласиеНаРассылку'`).Scan(&notes)
+	if res.Ingested != 1 || loaded != cards || dropped != 1 || notes != 1 {
+		t.Fatalf("res %+v; %d cards loaded, %d values dropped, %d notes of the consent column; want %d, 1, 1", res, loaded, dropped, notes, cards)
 	}
 }

@@ -181,9 +181,9 @@ func TestIngester_MissingSourceDoesNotStopOthers(t *testing.T) {
 // through its columns mapping, and rejects name its headers.
 func TestIngester_Columns(t *testing.T) {
 	ctx := context.Background()
-	body := "НомерДокумента;НомерСтроки;Дата;Магазин;Количество;СуммаСоСкидкой\r\n" +
-		"R1;1;01.11.2026 10:00:00;0001;1;100,00\r\n" +
-		"R2;1;01.11.2026 10:05:00;0001;1;сто\r\n"
+	body := "НомерДокумента;НомерСтроки;Дата;Магазин;КодКлиента;Количество;СуммаСоСкидкой\r\n" +
+		"R1;1;01.11.2026 10:00:00;0001;C1;1;100,00\r\n" +
+		"R2;1;01.11.2026 10:05:00;0001;C2;1;сто\r\n"
 	cols := map[string]map[string]string{etl.FeedPurchases: {"receipt": "НомерДокумента", "sum": "Сумма со скидкой"}}
 	for _, tc := range []struct {
 		name    string

@@ -81,7 +81,7 @@ func TestLimits_EndlessInput(t *testing.T) {
 				count := func(*xnode) error { rows++; return nil }
 				err = readCommerceML(in, true, cmlSink{document: count, party: count, groups: count, product: count})
 			} else {
-				err = readCSV(in, feeds[FeedPurchases], func(*csvRow) error { rows++; return nil },
+				err = readCSV(in, feeds[FeedPurchases], nil, func(*csvRow) error { rows++; return nil },
 					func(e *RowError) error { t.Errorf("row rejected: %v", e); return nil })
 			}
 			var fe *FileError

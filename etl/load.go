@@ -245,6 +245,8 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 					return nil
 				case it.bad != nil:
 					return record(it.bad)
+				case it.header != nil:
+					return drop(it.header)
 				}
 				if err := added(it.write()); err != nil || it.block == nil {
 					return err
@@ -278,6 +280,9 @@ type parsedRow struct {
 	line  int
 	write func() (outcome, error)
 	bad   *RowError
+	// header, on the header's line, notes the columns a file lacks that
+	// decide surveys (see feed.absent).
+	header []*RowError
 	// block, on the last row of a block that loads whole, is its hash,
 	// to record with the row (see blocker).
 	block []byte
@@ -342,16 +347,22 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 		// on too: the load commits it (see cutOff).
 		var fe *FileError
 		goOn := func() bool { return err == nil || errors.As(err, &fe) }
+		header := func(index map[string]int) error {
+			if notes := f.absent(index); len(notes) > 0 {
+				return add(parsedRow{line: 1, header: notes})
+			}
+			return nil
+		}
 		if known != nil {
 			b := newBlocker(known, parse, add, skip)
-			err = readCSV(src, f, b.row, b.bad)
+			err = readCSV(src, f, header, b.row, b.bad)
 			if goOn() {
 				if e := b.end(); e != nil {
 					err = e
 				}
 			}
 		} else {
-			err = readCSV(src, f, func(row *csvRow) error {
+			err = readCSV(src, f, header, func(row *csvRow) error {
 				if row.line <= skip {
 					return nil
 				}

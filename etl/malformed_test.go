@@ -46,7 +46,11 @@ func TestMalformed_Golden(t *testing.T) {
 				rejects, _ := db.Rejects(context.Background(), 100)
 				sort.SliceStable(rejects, func(i, j int) bool { return rejects[i].Line < rejects[j].Line })
 				for _, r := range rejects {
-					fmt.Fprintf(&got, "reject line %d %s: %s\n", r.Line, r.Field, r.Reason)
+					kind := "reject"
+					if r.Kept {
+						kind = "loaded without"
+					}
+					fmt.Fprintf(&got, "%s line %d %s: %s\n", kind, r.Line, r.Field, r.Reason)
 				}
 			}
 			golden := p + ".golden"
