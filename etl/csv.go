@@ -134,13 +134,15 @@ func (e *RowError) Error() string {
 // readCSV streams the rows of a CSV feed from r (already decoded to UTF-8).
 // The delimiter is detected from the header line (';', ',' or tab), header
 // names are matched against the feed's aliases (and passed to onHeader,
-// if not nil, as an index of the columns found), and fn is called for
-// each data row. A row that cannot be read is passed to onBad; a missing
-// required column is a *FileError. An error returned by onHeader, fn or
-// onBad stops the read and is returned as is. The row passed to fn, and its fields
-// slice, are reused for the next row: fn keeps copies, not the row (the
-// field strings themselves are never changed).
-func readCSV(r io.Reader, f feed, onHeader func(index map[string]int) error, fn func(*csvRow) error, onBad func(*RowError) error) error {
+// if not nil, as an index of the columns found, with the header's line),
+// and fn is called for each data row. A row that cannot be read is passed
+// to onBad; a missing required column is a *FileError. An error returned
+// by onHeader, fn or onBad stops the read and is returned as is. The row
+// passed to fn, and its fields slice, are reused for the next row: fn
+// keeps copies, not the row (the field strings themselves are never
+// changed).
+func readCSV(r io.Reader, f feed, onHeader func(index map[string]int, line int) error,
+	fn func(*csvRow) error, onBad func(*RowError) error) error {
 	lim := newRunLimit(r, maxRowBytes+maxHeaderBytes)
 	br := bufio.NewReaderSize(lim, maxHeaderBytes)
 	head, err := br.Peek(maxHeaderBytes)
@@ -179,7 +181,8 @@ func readCSV(r io.Reader, f feed, onHeader func(index map[string]int) error, fn 
 		return err
 	}
 	if onHeader != nil {
-		if err := onHeader(index); err != nil {
+		line, _ := cr.FieldPos(0)
+		if err := onHeader(index, line); err != nil {
 			return err
 		}
 	}

@@ -97,12 +97,12 @@ var surveyColumns = map[string]map[string]string{
 
 // absent returns a note, at the header's line, of each of the feed's
 // surveyColumns that a file's header (matched into index) lacks.
-func (f feed) absent(index map[string]int) []*RowError {
+func (f feed) absent(index map[string]int, line int) []*RowError {
 	var notes []*RowError
 	for _, c := range f.columns {
 		why, ok := surveyColumns[f.name][c.key]
 		if _, found := index[c.key]; ok && !found {
-			notes = append(notes, &RowError{Line: 1, Field: c.aliases[0], Reason: why})
+			notes = append(notes, &RowError{Line: line, Field: c.aliases[0], Reason: why})
 		}
 	}
 	return notes

@@ -347,9 +347,9 @@ func readAhead(ctx context.Context, r io.Reader, f feed, skip int,
 		// on too: the load commits it (see cutOff).
 		var fe *FileError
 		goOn := func() bool { return err == nil || errors.As(err, &fe) }
-		header := func(index map[string]int) error {
-			if notes := f.absent(index); len(notes) > 0 {
-				return add(parsedRow{line: 1, header: notes})
+		header := func(index map[string]int, line int) error {
+			if notes := f.absent(index, line); len(notes) > 0 {
+				return add(parsedRow{line: line, header: notes})
 			}
 			return nil
 		}

@@ -73,9 +73,9 @@ func plainDateTime(s string, loc *time.Location) (time.Time, bool) {
 	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, loc), true
 }
 
-// anyDateTime is parseDateTime for any layout it knows.
-// A date written as a layout wants but naming no day of the calendar
-// (31.02.2026, 01.13.2026) says so rather than that it is no date.
+// anyDateTime is parseDateTime for any layout it knows. A date written as
+// a layout wants but naming no day of the calendar (31.02.2026,
+// 01.13.2026) says so rather than that it is no date.
 func anyDateTime(s string, loc *time.Location) (time.Time, error) {
 	impossible := false
 	for _, layout := range dateTimeLayouts {
@@ -159,10 +159,11 @@ func plainFixed(s string, scale int) (int64, bool) {
 }
 
 // anyFixed is parseFixed for any input, with the reason it is refused,
-// one of units taken off its end. Beside what plainFixed reads, it takes an accounting negative in
-// parentheses and points or commas grouping thousands, as Excel saves
-// them in other locales: of "1.234,56" and "1,234.56" the last mark is
-// the decimal one; a mark repeated ("1,234,567") groups digits.
+// one of units taken off its end. Beside what plainFixed reads, it takes
+// an accounting negative in parentheses and points or commas grouping
+// thousands, as Excel saves them in other locales: of "1.234,56" and
+// "1,234.56" the last mark is the decimal one; a mark repeated
+// ("1,234,567") groups digits.
 func anyFixed(s string, scale int, units ...string) (int64, error) {
 	orig := s
 	s = strings.Map(func(r rune) rune {
