@@ -97,6 +97,12 @@ type csvRow struct {
 	feed   *feed          // the feed as read, with a source's header names
 }
 
+// has reports whether the row's file has a column.
+func (r *csvRow) has(key string) bool {
+	_, ok := r.index[key]
+	return ok
+}
+
 // get returns the trimmed value of a column, or "" if the file has no such
 // column or the row is short (1C drops empty trailing columns).
 func (r *csvRow) get(key string) string {

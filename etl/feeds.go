@@ -81,14 +81,14 @@ var feeds = map[string]feed{
 	}},
 }
 
-// surveyColumns are the optional columns without which a feed's rows
+// surveyColumns are the optional columns without which a feed's new rows
 // load but are never surveyed: a file without one says so, once, as a
 // value its rows were loaded without (see absent). A column renamed in 1C
-// would otherwise stop every survey without a word.
+// would otherwise stop the surveys of new customers without a word.
 var surveyColumns = map[string]map[string]string{
 	FeedCustomers: {
-		"email":   "в файле нет этого столбца: карточки загружены без email, опросы им не отправляются",
-		"consent": "в файле нет этого столбца: карточки загружены без согласия на рассылку, опросы им не отправляются",
+		"email":   "в файле нет этого столбца: новые карточки загружены без email (опросы им не отправляются), у прежних email прежний",
+		"consent": "в файле нет этого столбца: новые карточки загружены без согласия на рассылку (опросы им не отправляются), у прежних согласие прежнее",
 	},
 	FeedPurchases: {
 		"customer": "в файле нет этого столбца: покупки загружены без покупателя, опросы по ним не отправляются",
@@ -107,6 +107,22 @@ func (f feed) absent(index map[string]int, line int) []*RowError {
 	}
 	return notes
 }
+
+// cardColumns and storeColumns are the columns whose absence from a
+// file leaves what a card or a store loaded before holds (see
+// store.Customer's Absent).
+var (
+	cardColumns = []struct {
+		key   string
+		field store.CardFields
+	}{{"name", store.CardName}, {"email", store.CardEmail}, {"phone", store.CardPhone},
+		{"birth_date", store.CardBirthDate}, {"consent", store.CardConsent}, {"store", store.CardStore}}
+	storeColumns = []struct {
+		key   string
+		field store.StoreFields
+	}{{"name", store.StoreName}, {"city", store.StoreCity}, {"timezone", store.StoreTimeZone},
+		{"region", store.StoreRegion}, {"director_email", store.StoreDirectorEmail}}
+)
 
 // Columns returns the column keys of a CSV feed (what a source's
 // columns mapping may name), or nil if the feed is not CSV.
@@ -206,6 +222,11 @@ func parseStore(r *csvRow) (store.Store, *RowError) {
 		Code: r.get("code"), Name: r.get("name"), City: r.get("city"),
 		TimeZone: r.get("timezone"), Region: r.get("region"),
 	}
+	for _, c := range storeColumns {
+		if !r.has(c.key) {
+			s.Absent |= c.field
+		}
+	}
 	if s.Code == "" {
 		return s, rowErr(r, "code", "пустой код магазина")
 	}
@@ -234,6 +255,11 @@ func parseCustomer(r *csvRow) (c store.Customer, dropped []*RowError, bad *RowEr
 	c = store.Customer{Code: r.get("code"), Name: r.get("name"), StoreCode: r.get("store")}
 	if c.Code == "" {
 		return c, nil, rowErr(r, "code", "пустой код покупателя")
+	}
+	for _, col := range cardColumns {
+		if !r.has(col.key) {
+			c.Absent |= col.field
+		}
 	}
 	var err error
 	if c.Email, err = contactValue(r.get("email"), normalizeEmail, emailMark); err != nil {

@@ -686,3 +686,55 @@ func TestIngestFiles_DroppedContact(t *testing.T) {
 		t.Errorf("rejects.csv:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A later export without a column leaves what the cards and stores
+// loaded before hold in it: a column renamed in 1C for a night does not
+// wipe every card's consent or every store's time zone.
+func TestIngestFiles_AbsentColumnKeepsValues(t *testing.T) {
+	ctx := context.Background()
+	in, db := newIngester(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(body), 0o644)
+		return path
+	}
+	first := []string{
+		write("stores_1.csv", "Код;Наименование;ЧасовойПояс\r\n0001;Тверская;Asia/Yekaterinburg\r\n"),
+		write("customers_1.csv", "Код;ФИО;Email;СогласиеНаРассылку\r\nC1;Иванов;ivan@bk.ru;Да\r\nC2;Петрова;anna@bk.ru;Нет\r\n"),
+	}
+	if res, err := in.IngestFiles(ctx, "", first); err != nil || res.Loaded != 3 {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	// The next night's files lack the time zone, the email and the
+	// consent; a name changed, and a new card comes without them.
+	next := []string{
+		write("stores_2.csv", "Код;Наименование\r\n0001;Тверская 12\r\n"),
+		write("customers_2.csv", "Код;ФИО\r\nC1;Иванов Иван\r\nC2;Петрова\r\nC3;Сидоров\r\n"),
+	}
+	res, err := in.IngestFiles(ctx, "", next)
+	if err != nil || res.Loaded != 3 || res.Duplicate != 1 {
+		t.Fatalf("next: %+v %v; want the store, C1 and C3 written, C2 unchanged", res, err)
+	}
+	conn, err := sql.Open("sqlite", db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var got []string
+	rows, err := conn.Query(`SELECT code || ' ' || name || ' ' || timezone FROM stores
+		UNION ALL SELECT * FROM (SELECT code || ' ' || name || ' ' || coalesce(email, '-') || ' ' || consent FROM customers ORDER BY code)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		rows.Scan(&s)
+		got = append(got, s)
+	}
+	rows.Close()
+	want := "[0001 Тверская 12 Asia/Yekaterinburg C1 Иванов Иван ivan@bk.ru 1 C2 Петрова anna@bk.ru 0 C3 Сидоров - 0]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("after the next night's files:\n%v\nwant\n%s", got, want)
+	}
+}

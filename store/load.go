@@ -13,7 +13,22 @@ import (
 // Store is a shop of the chain, identified by its 1C code.
 type Store struct {
 	Code, Name, City, TimeZone, Region, DirectorEmail string
+	// Absent are the fields the export does not carry (its file has no
+	// such column): a store loaded before keeps its own.
+	Absent StoreFields
 }
+
+// StoreFields is a set of a store's fields.
+type StoreFields uint8
+
+// A store's fields that an export may leave out.
+const (
+	StoreName StoreFields = 1 << iota
+	StoreCity
+	StoreTimeZone
+	StoreRegion
+	StoreDirectorEmail
+)
 
 // Customer is a 1C customer card. Email and Phone are normalized or empty.
 type Customer struct {
@@ -21,7 +36,24 @@ type Customer struct {
 	BirthDate                string // YYYY-MM-DD or empty
 	Consent                  bool
 	StoreCode                string
+	// Absent are the fields the export does not carry (its file has no
+	// such column): a card loaded before keeps its own, so that a column
+	// renamed in 1C for a night does not wipe every card's consent.
+	Absent CardFields
 }
+
+// CardFields is a set of a customer card's fields.
+type CardFields uint8
+
+// A card's fields that an export may leave out.
+const (
+	CardName CardFields = 1 << iota
+	CardEmail
+	CardPhone
+	CardBirthDate
+	CardConsent
+	CardStore
+)
 
 // PurchaseLine is one line of a receipt. CustomerCode is empty for a
 // receipt without a loyalty card; a negative QtyMilli is a return.
@@ -138,17 +170,31 @@ func (b *Batch) exec(ctx context.Context, query string, args ...any) (bool, erro
 	return n > 0, err
 }
 
-const upsertStore = `INSERT INTO stores (code, name, city, timezone, region, director_email, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?)
-	ON CONFLICT (code) DO UPDATE SET name = excluded.name, city = excluded.city,
-		timezone = excluded.timezone, region = excluded.region,
-		director_email = excluded.director_email, updated_at = excluded.updated_at
-	WHERE (name, city, timezone, region, director_email) IS NOT
-		(excluded.name, excluded.city, excluded.timezone, excluded.region, excluded.director_email)`
+// upsertStore inserts a store, or updates the fields of absent's
+// complement if one of them changed.
+func upsertStore(absent StoreFields) string {
+	var cols []string
+	for i, c := range []string{"name", "city", "timezone", "region", "director_email"} {
+		if absent&(1<<i) == 0 {
+			cols = append(cols, c)
+		}
+	}
+	q := `INSERT INTO stores (code, name, city, timezone, region, director_email, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+	if len(cols) == 0 {
+		return q + ` ON CONFLICT (code) DO NOTHING`
+	}
+	set, old, now := make([]string, len(cols)), make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		set[i], old[i], now[i] = c+" = excluded."+c, c, "excluded."+c
+	}
+	return q + ` ON CONFLICT (code) DO UPDATE SET ` + strings.Join(set, ", ") + `, updated_at = excluded.updated_at
+	WHERE (` + strings.Join(old, ", ") + `) IS NOT (` + strings.Join(now, ", ") + `)`
+}
 
 // AddStore inserts a store or updates its card if a field changed.
 func (b *Batch) AddStore(ctx context.Context, s Store) (bool, error) {
-	ok, err := b.exec(ctx, upsertStore, s.Code, s.Name, s.City, s.TimeZone, s.Region, s.DirectorEmail, b.db.now())
+	ok, err := b.exec(ctx, upsertStore(s.Absent), s.Code, s.Name, s.City, s.TimeZone, s.Region, s.DirectorEmail, b.db.now())
 	if err != nil {
 		return false, fmt.Errorf("add store %q: %w", s.Code, err)
 	}
@@ -212,6 +258,32 @@ func cardOf(c Customer) card {
 	return card{nullString(c.Name), nullString(c.Email), nullString(c.Phone), nullString(c.BirthDate), c.Consent, c.StoreCode}
 }
 
+// keeping returns c with the fields of absent taken from old.
+func (c card) keeping(old card, absent CardFields) card {
+	if absent == 0 {
+		return c
+	}
+	if absent&CardName != 0 {
+		c.name = old.name
+	}
+	if absent&CardEmail != 0 {
+		c.email = old.email
+	}
+	if absent&CardPhone != 0 {
+		c.phone = old.phone
+	}
+	if absent&CardBirthDate != 0 {
+		c.birthDate = old.birthDate
+	}
+	if absent&CardConsent != 0 {
+		c.consent = old.consent
+	}
+	if absent&CardStore != 0 {
+		c.storeCode = old.storeCode
+	}
+	return c
+}
+
 // loadedCard is a card of the table, or one new to it, and what
 // writeCards makes of it.
 type loadedCard struct {
@@ -242,12 +314,17 @@ func (b *Batch) writeCards(ctx context.Context, q []Customer) (int64, error) {
 	for _, c := range q {
 		to := cardOf(c)
 		s, ok := cards[c.Code]
-		if !ok {
+		switch {
+		case !ok:
 			s = &loadedCard{}
 			cards[c.Code] = s
 			added = append(added, c.Code)
-		} else if s.forgotten || s.card == to {
+		case s.forgotten:
 			continue
+		default:
+			if to = to.keeping(s.card, c.Absent); s.card == to {
+				continue
+			}
 		}
 		s.card, s.changed = to, true
 		n++
