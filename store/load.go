@@ -174,7 +174,7 @@ func (b *Batch) exec(ctx context.Context, query string, args ...any) (bool, erro
 // complement if one of them changed.
 func upsertStore(absent StoreFields) string {
 	var cols []string
-	for i, c := range []string{"name", "city", "timezone", "region", "director_email"} {
+	for i, c := range []string{"name", "city", "timezone", "region", "director_email"} { // StoreFields' bits in order
 		if absent&(1<<i) == 0 {
 			cols = append(cols, c)
 		}

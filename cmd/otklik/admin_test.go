@@ -315,12 +315,14 @@ func TestSummary_RejectsAndDroppedValues(t *testing.T) {
 	}
 	defer box.Close()
 	a := adminApp(t, box, "")
+	noon := time.Date(2026, 11, 2, 12, 0, 0, 0, a.loc)
+	a.db.Now = func() time.Time { return noon }
 	path := filepath.Join(t.TempDir(), "customers.csv")
 	os.WriteFile(path, []byte("Код;Email;СогласиеНаРассылку\r\nC1;ivan,petrov@mail.ru;Да\r\nC2;a@bk.ru;Возможно\r\n"), 0o644)
 	if res, err := a.ingest(ctx, etl.FeedCustomers, []string{path}); err != nil || res.Loaded != 1 || res.Rejected != 1 || res.Dropped != 1 {
 		t.Fatalf("ingest: %+v %v", res, err)
 	}
-	a.db.Now = func() time.Time { return time.Now().Add(24 * time.Hour) }
+	a.db.Now = func() time.Time { return noon.Add(24 * time.Hour) }
 	if _, err := a.summary(ctx); err != nil {
 		t.Fatal(err)
 	}
