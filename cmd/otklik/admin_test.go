@@ -319,6 +319,7 @@ func TestSummary_RejectsAndDroppedValues(t *testing.T) {
 	a.db.Now = func() time.Time { return noon }
 	path := filepath.Join(t.TempDir(), "customers.csv")
 	os.WriteFile(path, []byte("Код;Email;СогласиеНаРассылку\r\nC1;ivan,petrov@mail.ru;Да\r\nC2;a@bk.ru;Возможно\r\n"), 0o644)
+	os.Chtimes(path, noon.Add(-time.Hour), noon.Add(-time.Hour)) // complete by the clock
 	if res, err := a.ingest(ctx, etl.FeedCustomers, []string{path}); err != nil || res.Loaded != 1 || res.Rejected != 1 || res.Dropped != 1 {
 		t.Fatalf("ingest: %+v %v", res, err)
 	}
