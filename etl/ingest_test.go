@@ -629,18 +629,8 @@ func TestIngestFiles_DroppedValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var cards []string
-	rows, err := conn.Query(`SELECT code || ' ' || coalesce(email, '-') || ' ' || coalesce(phone, '-') || ' ' || coalesce(birth_date, '-')
+	cards := texts(t, conn, `SELECT code || ' ' || coalesce(email, '-') || ' ' || coalesce(phone, '-') || ' ' || coalesce(birth_date, '-')
 		FROM customers ORDER BY code`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var s string
-		rows.Scan(&s)
-		cards = append(cards, s)
-	}
-	rows.Close()
 	if want := "[C1 - +79161234567 1980-02-01 C2 - - - C3 sid@ya.ru - -]"; fmt.Sprint(cards) != want {
 		t.Errorf("cards %v, want %s", cards, want)
 	}
@@ -721,20 +711,32 @@ func TestIngestFiles_AbsentColumnKeepsValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var got []string
-	rows, err := conn.Query(`SELECT code || ' ' || name || ' ' || timezone FROM stores
+	got := texts(t, conn, `SELECT code || ' ' || name || ' ' || timezone FROM stores
 		UNION ALL SELECT * FROM (SELECT code || ' ' || name || ' ' || coalesce(email, '-') || ' ' || consent FROM customers ORDER BY code)`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var s string
-		rows.Scan(&s)
-		got = append(got, s)
-	}
-	rows.Close()
 	want := "[0001 Тверская 12 Asia/Yekaterinburg C1 Иванов Иван ivan@bk.ru 1 C2 Петрова anna@bk.ru 0 C3 Сидоров - 0]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("after the next night's files:\n%v\nwant\n%s", got, want)
 	}
+}
+
+// texts returns the one text column of a query's rows.
+func texts(t *testing.T, conn *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := conn.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
