@@ -106,8 +106,8 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	say("1. 1C drop written: %d files (Windows-1251), %d customers, %d receipts, %d lines, %d bad rows on purpose",
-		len(drop.Files), drop.Customers, drop.Receipts, drop.Lines, drop.BadRows)
+	say("1. 1C drop written: %d files (Windows-1251), %d customers, %d receipts, %d lines; on purpose %d bad rows and %d mistyped emails",
+		len(drop.Files), drop.Customers, drop.Receipts, drop.Lines, drop.BadRows, drop.Mistyped)
 
 	box, err := inbox.Start(filepath.Join(dir, "mail"))
 	if err != nil {

@@ -88,6 +88,9 @@ type Summary struct {
 	Receipts  int
 	Lines     int
 	BadRows   int
+	// Mistyped are the cards whose email holds a comma for a point: they
+	// load without it.
+	Mistyped int
 }
 
 // Write writes the drop into dir, creating it.
@@ -131,6 +134,9 @@ func Write(dir string, o Options) (Summary, error) {
 		for i := range o.Customers {
 			card := customerRow(rng, i, prev)
 			prev = card[2]
+			if strings.Contains(card[2], ",") {
+				sum.Mistyped++
+			}
 			w.Write(card)
 		}
 		// A card with an unreadable consent: rejected, the rest loads.
