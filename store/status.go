@@ -20,6 +20,9 @@ type Status struct {
 		Loaded    int64 `json:"loaded"`
 		Duplicate int64 `json:"duplicate"`
 		Rejected  int64 `json:"rejected"`
+		// ValuesDropped counts the values left out of rows that loaded
+		// (an email that is not an address, a phone that is not a number).
+		ValuesDropped int64 `json:"values_dropped"`
 	} `json:"rows"`
 	Stores        int64 `json:"stores"`
 	Customers     int64 `json:"customers"`
@@ -80,6 +83,7 @@ func (db *DB) Status(ctx context.Context) (Status, error) {
 		{&s.Rows.Loaded, `SELECT coalesce(sum(rows_loaded), 0) FROM files`},
 		{&s.Rows.Duplicate, `SELECT coalesce(sum(rows_duplicate), 0) FROM files`},
 		{&s.Rows.Rejected, `SELECT coalesce(sum(rows_rejected), 0) FROM files`},
+		{&s.Rows.ValuesDropped, `SELECT coalesce(sum(values_dropped), 0) FROM files`},
 		{&s.Stores, `SELECT count(*) FROM stores`},
 		{&s.Customers, `SELECT count(*) FROM customers`},
 		{&s.Purchases, `SELECT count(*) FROM (SELECT 1 FROM purchase_lines GROUP BY store_code, receipt)`},

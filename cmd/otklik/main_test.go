@@ -181,8 +181,8 @@ admin:
 		return string(b)
 	}
 	if m := body("http://" + admin + "/metrics"); !strings.Contains(m, `otklik_job_runs_total{job="ingest",outcome="ok"} 1`) ||
-		!strings.Contains(m, `otklik_records{table="stores"} 8`) {
-		t.Fatalf("metrics lack the ingest run or the stores:\n%s", m)
+		!strings.Contains(m, `otklik_records{table="stores"} 8`) || !strings.Contains(m, "\notklik_values_dropped ") {
+		t.Fatalf("metrics lack the ingest run, the stores or the values dropped:\n%s", m)
 	}
 	if h := body("http://" + admin + "/healthz"); !strings.Contains(h, `"last_ingest_age_seconds":`) {
 		t.Fatalf("healthz = %s", h)
@@ -305,7 +305,8 @@ func demoStatus(t *testing.T, dir string) demoCounts {
 	for name, v := range map[string]int64{
 		"files.ingested": s.Files["ingested"], "files.skipped_duplicate": s.Files["skipped_duplicate"],
 		"rows.loaded": s.Rows["loaded"], "rows.duplicate": s.Rows["duplicate"], "rows.rejected": s.Rows["rejected"],
-		"stores": s.Stores, "customers": s.Customers, "purchases": s.Purchases, "purchase_lines": s.Lines,
+		"rows.values_dropped": s.Rows["values_dropped"],
+		"stores":              s.Stores, "customers": s.Customers, "purchases": s.Purchases, "purchase_lines": s.Lines,
 		"invitations.sent": s.Invitations["sent"], "invitations.bounced": s.Invitations["bounced"],
 		"responses": s.Responses, "suppressed": s.Suppressed,
 		"messages.sent": s.Messages["sent"], "promo_codes_issued": s.PromoCodes,

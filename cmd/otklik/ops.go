@@ -150,13 +150,14 @@ func (c *statusCollector) readStatus(done chan struct{}) {
 var (
 	descFiles   = prometheus.NewDesc("otklik_files", "Files in the ledger by status.", []string{"status"}, nil)
 	descRows    = prometheus.NewDesc("otklik_rows", "Rows of loaded files by outcome.", []string{"outcome"}, nil)
+	descDropped = prometheus.NewDesc("otklik_values_dropped", "Values left out of rows that loaded (an email that is not an address, a phone that is not a number).", nil, nil)
 	descMail    = prometheus.NewDesc("otklik_mail", "Mail in the outbox by kind and status; planned is the queue depth.", []string{"kind", "status"}, nil)
 	descCount   = prometheus.NewDesc("otklik_records", "Records in the database.", []string{"table"}, nil)
 	descLastRun = prometheus.NewDesc("otklik_job_last_success_timestamp_seconds", "When each job last succeeded.", []string{"job"}, nil)
 )
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFiles, descRows, descMail, descCount, descLastRun} {
+	for _, d := range []*prometheus.Desc{descFiles, descRows, descDropped, descMail, descCount, descLastRun} {
 		ch <- d
 	}
 }
@@ -179,6 +180,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	g(descRows, s.Rows.Loaded, "loaded")
 	g(descRows, s.Rows.Duplicate, "duplicate")
 	g(descRows, s.Rows.Rejected, "rejected")
+	g(descDropped, s.Rows.ValuesDropped)
 	for kind, st := range map[string]struct{ Planned, Sent, Failed, Bounced, Unknown, Expired int64 }{
 		"invitation": {s.Invitations.Planned, s.Invitations.Sent, s.Invitations.Failed, s.Invitations.Bounced, s.Invitations.Unknown, s.Invitations.Expired},
 		"follow-up":  {s.Messages.Planned, s.Messages.Sent, s.Messages.Failed, s.Messages.Bounced, s.Messages.Unknown, s.Messages.Expired},

@@ -33,7 +33,8 @@ func cmdStatus(ctx context.Context, e *env, args []string) error {
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "files\t%d ingested, %d failed, %d duplicate, %d loading\n",
 		s.Files.Ingested, s.Files.Failed, s.Files.SkippedDuplicate, s.Files.Loading)
-	fmt.Fprintf(w, "rows\t%d loaded, %d duplicate, %d rejected\n", s.Rows.Loaded, s.Rows.Duplicate, s.Rows.Rejected)
+	fmt.Fprintf(w, "rows\t%d loaded, %d duplicate, %d rejected; %d values left out of rows that loaded\n",
+		s.Rows.Loaded, s.Rows.Duplicate, s.Rows.Rejected, s.Rows.ValuesDropped)
 	fmt.Fprintf(w, "data\t%d stores, %d customers, %d purchases (%d lines)\n", s.Stores, s.Customers, s.Purchases, s.PurchaseLines)
 	i := s.Invitations
 	fmt.Fprintf(w, "invitations\t%d planned, %d sent, %d failed, %d bounced, %d unknown, %d expired\n",
