@@ -15,11 +15,13 @@ import (
 )
 
 // The layouts 1C and hand-made exports use for dates. Go accepts a
-// one-digit hour for "15", so "01.11.2026 9:05:00" parses.
+// one-digit hour for "15", so "01.11.2026 9:05:00" parses, and one or two
+// digits for "2" and "1": a 1C format string with "d" for the day writes
+// "1.11.2026".
 var dateTimeLayouts = []string{
-	"02.01.2006 15:04:05",
-	"02.01.2006 15:04",
-	"02.01.2006",
+	"2.1.2006 15:04:05",
+	"2.1.2006 15:04",
+	"2.1.2006",
 	"2006-01-02T15:04:05",
 	"2006-01-02 15:04:05",
 	time.RFC3339, // with its offset, which then decides
