@@ -95,12 +95,30 @@ type csvRow struct {
 	fields []string
 	index  map[string]int // column key -> field index
 	feed   *feed          // the feed as read, with a source's header names
+	// missing, once missingKnown, is the fields the file has no column
+	// for (see missingFields): the same for all its rows.
+	missing      uint8
+	missingKnown bool
 }
 
-// has reports whether the row's file has a column.
-func (r *csvRow) has(key string) bool {
-	_, ok := r.index[key]
-	return ok
+// fieldColumn ties a column key to the store field it fills.
+type fieldColumn[F ~uint8] struct {
+	key   string
+	field F
+}
+
+// missingFields returns the fields of cols that r's file has no column
+// for, worked out at its first row.
+func missingFields[F ~uint8](r *csvRow, cols []fieldColumn[F]) F {
+	if !r.missingKnown {
+		for _, c := range cols {
+			if _, ok := r.index[c.key]; !ok {
+				r.missing |= uint8(c.field)
+			}
+		}
+		r.missingKnown = true
+	}
+	return F(r.missing)
 }
 
 // get returns the trimmed value of a column, or "" if the file has no such

@@ -112,16 +112,11 @@ func (f feed) absent(index map[string]int, line int) []*RowError {
 // file leaves what a card or a store loaded before holds (see
 // store.Customer's Absent).
 var (
-	cardColumns = []struct {
-		key   string
-		field store.CardFields
-	}{{"name", store.CardName}, {"email", store.CardEmail}, {"phone", store.CardPhone},
-		{"birth_date", store.CardBirthDate}, {"consent", store.CardConsent}, {"store", store.CardStore}}
-	storeColumns = []struct {
-		key   string
-		field store.StoreFields
-	}{{"name", store.StoreName}, {"city", store.StoreCity}, {"timezone", store.StoreTimeZone},
-		{"region", store.StoreRegion}, {"director_email", store.StoreDirectorEmail}}
+	cardColumns = []fieldColumn[store.CardFields]{{"name", store.CardName}, {"email", store.CardEmail},
+		{"phone", store.CardPhone}, {"birth_date", store.CardBirthDate}, {"consent", store.CardConsent},
+		{"store", store.CardStore}}
+	storeColumns = []fieldColumn[store.StoreFields]{{"name", store.StoreName}, {"city", store.StoreCity},
+		{"timezone", store.StoreTimeZone}, {"region", store.StoreRegion}, {"director_email", store.StoreDirectorEmail}}
 )
 
 // Columns returns the column keys of a CSV feed (what a source's
@@ -220,12 +215,7 @@ func rowErr(r *csvRow, key, format string, args ...any) *RowError {
 func parseStore(r *csvRow) (store.Store, *RowError) {
 	s := store.Store{
 		Code: r.get("code"), Name: r.get("name"), City: r.get("city"),
-		TimeZone: r.get("timezone"), Region: r.get("region"),
-	}
-	for _, c := range storeColumns {
-		if !r.has(c.key) {
-			s.Absent |= c.field
-		}
+		TimeZone: r.get("timezone"), Region: r.get("region"), Absent: missingFields(r, storeColumns),
 	}
 	if s.Code == "" {
 		return s, rowErr(r, "code", "пустой код магазина")
@@ -256,11 +246,7 @@ func parseCustomer(r *csvRow) (c store.Customer, dropped []*RowError, bad *RowEr
 	if c.Code == "" {
 		return c, nil, rowErr(r, "code", "пустой код покупателя")
 	}
-	for _, col := range cardColumns {
-		if !r.has(col.key) {
-			c.Absent |= col.field
-		}
-	}
+	c.Absent = missingFields(r, cardColumns)
 	var err error
 	if c.Email, err = contactValue(r.get("email"), normalizeEmail, emailMark); err != nil {
 		dropped = append(dropped, rowErr(r, "email", "%v", err))

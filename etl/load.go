@@ -128,10 +128,13 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 		batch = next
 		return nil
 	}
+	// listed: the reject or dropped value just counted is one of the
+	// file's first maxListedRejects.
+	listed := func() bool { return c.Rejected+c.Dropped <= maxListedRejects }
 	record := func(e *RowError) error {
 		pending++
 		c.Rejected++
-		if c.Rejected+c.Dropped > maxListedRejects {
+		if !listed() {
 			return nil
 		}
 		return batch.AddReject(ctx, e.Line, e.Field, e.Reason)
@@ -140,7 +143,7 @@ func (in *Ingester) load(ctx context.Context, fileID int64, feedName, path, enc 
 	drop := func(es []*RowError) error {
 		for _, e := range es {
 			c.Dropped++
-			if c.Rejected+c.Dropped > maxListedRejects {
+			if !listed() {
 				continue
 			}
 			if err := batch.AddDropped(ctx, e.Line, e.Field, e.Reason); err != nil {
