@@ -69,6 +69,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
+	setupPageCache()
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -330,14 +331,13 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 
 // LoadCache gives the writer 16 MiB of page cache for a load, which
 // inserts into the keys of large tables at random places (with SQLite's
-// default of 2 MiB it reads most of those pages again). Each page costs
-// twice its size in memory (the C allocator serves a 4 KiB page and its
-// header from an 8 KiB slot), and 32 MiB loaded no faster, at 1 or 10
-// million lines, new or overlapping a load, than 16. It moves the WAL's
-// checkpoints aside (checkpointAside), and returns what puts the defaults
-// back so that the other jobs stay small.
+// default of 2 MiB it reads most of those pages again); 32 MiB loaded no
+// faster, at 1 or 10 million lines, new or overlapping a load, than 16.
+// The pages come from the arena setupPageCache sizes to it. It moves the
+// WAL's checkpoints aside (checkpointAside), and returns what puts the
+// defaults back so that the other jobs stay small.
 func (db *DB) LoadCache(ctx context.Context) (restore func(), err error) {
-	if _, err := db.write.ExecContext(ctx, `PRAGMA cache_size = -16384`); err != nil {
+	if _, err := db.write.ExecContext(ctx, `PRAGMA cache_size = -`+strconv.Itoa(loadCacheKiB)); err != nil {
 		return nil, fmt.Errorf("page cache: %w", err)
 	}
 	stop := db.checkpointAside(ctx)

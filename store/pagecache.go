@@ -1,0 +1,94 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"modernc.org/libc"
+	"modernc.org/libc/sys/types"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// loadCacheKiB is the writer's page cache during a load (LoadCache), and
+// the size of the arena every connection's cached pages come from.
+const loadCacheKiB = 16 << 10
+
+// pageCacheSlot is the size of a database page SQLite caches; the slots
+// of the arena hold a page this size and SQLite's header. otklik's
+// databases use SQLite's default page size; a database with larger pages
+// would take its pages from the C allocator, as without the arena.
+const pageCacheSlot = 4096
+
+var pageCache struct {
+	once sync.Once
+	err  error
+}
+
+// setupPageCache gives SQLite's page cache one arena for the process,
+// before the first connection opens SQLite (sqlite3_config refuses it
+// after). Without it every cached page is an allocation of its own, a
+// 4 KiB page and a header of some 200 bytes, which modernc's C allocator
+// serves from an 8 KiB slot: a cache cost twice its size, and the pages
+// freed and taken again as caches shrink and readers' caches reset went
+// through the allocator's pools, whose resident part grew with the length
+// of a load. The arena's slots fit a page and its header, SQLite takes
+// and returns them last in, first out, and the caches of all connections
+// share them (this SQLite is built with SQLITE_ENABLE_MEMORY_MANAGEMENT,
+// so its caches are one group recycling its least recently used pages).
+// A page that finds no free slot comes from the allocator as before.
+//
+// SQLite writes a free-list link into every slot when it initializes, so
+// the arena is resident from the first connection on: loadCacheKiB,
+// which a load's writer fills anyway.
+//
+// The arena is set up once a process and never freed. An error (logged)
+// leaves SQLite as it was, which works the same with more memory.
+func setupPageCache() {
+	pageCache.once.Do(func() {
+		pageCache.err = configurePageCache(loadCacheKiB << 10)
+		if pageCache.err != nil {
+			slog.Warn("SQLite's page cache keeps its pages in the C allocator", "err", pageCache.err)
+		}
+	})
+}
+
+func configurePageCache(size int) error {
+	tls := libc.NewTLS()
+	defer tls.Close()
+	va := libc.Xmalloc(tls, 3*8) // up to three variadic arguments
+	hdr := libc.Xcalloc(tls, 1, 8)
+	if va == 0 || hdr == 0 {
+		libc.Xfree(tls, va)
+		libc.Xfree(tls, hdr)
+		return errors.New("page cache: out of memory")
+	}
+	defer libc.Xfree(tls, va)
+	defer libc.Xfree(tls, hdr)
+
+	if rc := sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PCACHE_HDRSZ, libc.VaList(va, hdr)); rc != sqlite3.SQLITE_OK {
+		return fmt.Errorf("page cache: header size: %s", sqliteCode(rc))
+	}
+	slot := (pageCacheSlot + int(libc.AtomicLoadPInt32(hdr)) + 7) &^ 7
+	// The allocator's region holds a header of its own: stay under size
+	// so that the region is no larger than size.
+	n := (size - pageCacheSlot) / slot
+	arena := libc.Xmalloc(tls, types.Size_t(n*slot))
+	if arena == 0 {
+		return fmt.Errorf("page cache: out of memory for %d slots", n)
+	}
+	if rc := sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PAGECACHE, libc.VaList(va, arena, int32(slot), int32(n))); rc != sqlite3.SQLITE_OK {
+		libc.Xfree(tls, arena)
+		return fmt.Errorf("page cache: %s", sqliteCode(rc))
+	}
+	return nil
+}
+
+// sqliteCode names the result codes sqlite3_config returns.
+func sqliteCode(rc int32) string {
+	if rc == sqlite3.SQLITE_MISUSE {
+		return "SQLite was already in use in this process"
+	}
+	return fmt.Sprintf("SQLite result code %d", rc)
+}
