@@ -15,11 +15,11 @@ import (
 // the size of the arena every connection's cached pages come from.
 const loadCacheKiB = 16 << 10
 
-// pageCacheSlot is the size of a database page SQLite caches; the slots
-// of the arena hold a page this size and SQLite's header. otklik's
-// databases use SQLite's default page size; a database with larger pages
-// would take its pages from the C allocator, as without the arena.
-const pageCacheSlot = 4096
+// cachedPageSize is the database page size the arena is for: a slot holds
+// a page this size and SQLite's header for it. otklik's databases use
+// SQLite's default page size; a database with larger pages would take its
+// pages from the C allocator, as without the arena.
+const cachedPageSize = 4096
 
 var pageCache struct {
 	once sync.Once
@@ -32,8 +32,7 @@ var pageCache struct {
 // 4 KiB page and a header of some 200 bytes, which modernc's C allocator
 // serves from an 8 KiB slot: a cache cost twice its size, and the pages
 // freed and taken again as caches shrink and readers' caches reset went
-// through the allocator's pools, whose resident part grew with the length
-// of a load. The arena's slots fit a page and its header, SQLite takes
+// through the allocator's pools. The arena's slots fit a page and its header, SQLite takes
 // and returns them last in, first out, and the caches of all connections
 // share them (this SQLite is built with SQLITE_ENABLE_MEMORY_MANAGEMENT,
 // so its caches are one group recycling its least recently used pages).
@@ -70,10 +69,10 @@ func configurePageCache(size int) error {
 	if rc := sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PCACHE_HDRSZ, libc.VaList(va, hdr)); rc != sqlite3.SQLITE_OK {
 		return fmt.Errorf("page cache: header size: %s", sqliteCode(rc))
 	}
-	slot := (pageCacheSlot + int(libc.AtomicLoadPInt32(hdr)) + 7) &^ 7
+	slot := (cachedPageSize + int(libc.AtomicLoadPInt32(hdr)) + 7) &^ 7
 	// The allocator's region holds a header of its own: stay under size
 	// so that the region is no larger than size.
-	n := (size - pageCacheSlot) / slot
+	n := (size - cachedPageSize) / slot
 	arena := libc.Xmalloc(tls, types.Size_t(n*slot))
 	if arena == 0 {
 		return fmt.Errorf("page cache: out of memory for %d slots", n)
