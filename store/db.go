@@ -69,7 +69,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
-	setupPageCache()
 	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -333,7 +332,7 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // inserts into the keys of large tables at random places (with SQLite's
 // default of 2 MiB it reads most of those pages again); 32 MiB loaded no
 // faster, at 1 or 10 million lines, new or overlapping a load, than 16.
-// The pages come from the arena setupPageCache sizes to it. It moves the
+// The pages come from the arena ReservePageCache sizes to it. It moves the
 // WAL's checkpoints aside (checkpointAside), and returns what puts the
 // defaults back so that the other jobs stay small.
 func (db *DB) LoadCache(ctx context.Context) (restore func(), err error) {

@@ -18,7 +18,6 @@ import (
 // it also returns.
 func openBefore(t *testing.T, prefix string) (*DB, *sql.DB) {
 	t.Helper()
-	setupPageCache() // as Open does, whichever test opens SQLite first
 	file := filepath.Join(t.TempDir(), "otklik.db")
 	w, err := sql.Open("sqlite", dsn(file, false))
 	if err != nil {

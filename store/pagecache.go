@@ -12,7 +12,7 @@ import (
 )
 
 // loadCacheKiB is the writer's page cache during a load (LoadCache), and
-// the size of the arena every connection's cached pages come from.
+// the size of the arena ReservePageCache sets up.
 const loadCacheKiB = 16 << 10
 
 // cachedPageSize is the database page size the arena is for: a slot holds
@@ -26,28 +26,35 @@ var pageCache struct {
 	err  error
 }
 
-// setupPageCache gives SQLite's page cache one arena for the process,
-// before the first connection opens SQLite (sqlite3_config refuses it
-// after). Without it every cached page is an allocation of its own, a
-// 4 KiB page and a header of some 200 bytes, which modernc's C allocator
-// serves from an 8 KiB slot: a cache cost twice its size, and the pages
-// freed and taken again as caches shrink and readers' caches reset went
-// through the allocator's pools. The arena's slots fit a page and its header, SQLite takes
-// and returns them last in, first out, and the caches of all connections
-// share them (this SQLite is built with SQLITE_ENABLE_MEMORY_MANAGEMENT,
-// so its caches are one group recycling its least recently used pages).
-// A page that finds no free slot comes from the allocator as before.
+// errInUse is what sqlite3_config says once SQLite has opened a database.
+var errInUse = errors.New("SQLite was already in use in this process")
+
+// ReservePageCache gives SQLite's page cache one arena of 16 MiB for the
+// process: a process that loads files calls it before it opens the
+// database (sqlite3_config refuses it after SQLite's first connection).
 //
-// SQLite writes a free-list link into every slot when it initializes, so
-// the arena is resident from the first connection on: loadCacheKiB,
-// which a load's writer fills anyway.
+// Without it every cached page is an allocation of its own, a 4 KiB page
+// and a header of some 200 bytes, which modernc's C allocator serves from
+// an 8 KiB slot: a cache costs twice its size, and pages freed and taken
+// again as caches shrink and readers' caches reset go through the
+// allocator's pools. The arena's slots fit a page and its header, SQLite
+// takes and returns them last in, first out, and the caches of all
+// connections share them (this SQLite is built with
+// SQLITE_ENABLE_MEMORY_MANAGEMENT, so its caches are one group recycling
+// its least recently used pages). A page that finds no free slot comes
+// from the allocator as before.
 //
-// The arena is set up once a process and never freed. An error (logged)
-// leaves SQLite as it was, which works the same with more memory.
-func setupPageCache() {
+// SQLite writes a free-list link into every slot when it starts, so the
+// arena is resident from the first connection on. A load's writer fills
+// it (LoadCache); a process that only sends or reports is smaller without.
+//
+// The arena is set up once a process and never freed. A failure leaves
+// SQLite as it was, which works the same with more memory; it is logged
+// unless SQLite was already in use.
+func ReservePageCache() {
 	pageCache.once.Do(func() {
 		pageCache.err = configurePageCache(loadCacheKiB << 10)
-		if pageCache.err != nil {
+		if pageCache.err != nil && !errors.Is(pageCache.err, errInUse) {
 			slog.Warn("SQLite's page cache keeps its pages in the C allocator", "err", pageCache.err)
 		}
 	})
@@ -67,7 +74,7 @@ func configurePageCache(size int) error {
 	defer libc.Xfree(tls, hdr)
 
 	if rc := sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PCACHE_HDRSZ, libc.VaList(va, hdr)); rc != sqlite3.SQLITE_OK {
-		return fmt.Errorf("page cache: header size: %s", sqliteCode(rc))
+		return fmt.Errorf("page cache: header size: %w", configError(rc))
 	}
 	slot := (cachedPageSize + int(libc.AtomicLoadPInt32(hdr)) + 7) &^ 7
 	// The allocator's region holds a header of its own: stay under size
@@ -79,15 +86,15 @@ func configurePageCache(size int) error {
 	}
 	if rc := sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PAGECACHE, libc.VaList(va, arena, int32(slot), int32(n))); rc != sqlite3.SQLITE_OK {
 		libc.Xfree(tls, arena)
-		return fmt.Errorf("page cache: %s", sqliteCode(rc))
+		return fmt.Errorf("page cache: %w", configError(rc))
 	}
 	return nil
 }
 
-// sqliteCode names the result codes sqlite3_config returns.
-func sqliteCode(rc int32) string {
+// configError names the result codes sqlite3_config returns.
+func configError(rc int32) error {
 	if rc == sqlite3.SQLITE_MISUSE {
-		return "SQLite was already in use in this process"
+		return errInUse
 	}
-	return fmt.Sprintf("SQLite result code %d", rc)
+	return fmt.Errorf("SQLite result code %d", rc)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/otklik/otklik/mailer"
 	"github.com/otklik/otklik/mailer/inbox"
 	"github.com/otklik/otklik/reports"
+	"github.com/otklik/otklik/store"
 )
 
 const demoConfig = `# Written by "otklik demo". Paths are relative to this file.
@@ -134,6 +135,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer logFile.Close()
+	store.ReservePageCache() // it loads files
 	a, err := openAppConfig(ctx, &env{stdout: e.stdout, stderr: logFile, getenv: e.getenv}, cfg, true)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/otklik/otklik/etl"
+	"github.com/otklik/otklik/store"
 )
 
 func cmdIngest(ctx context.Context, e *env, args []string) error {
@@ -19,6 +20,7 @@ func cmdIngest(ctx context.Context, e *env, args []string) error {
 	if _, ok := etl.DefaultPatterns[feed]; feed != "" && !ok {
 		return &usageError{msg: fmt.Sprintf("--feed %q is not stores, customers or purchases", feed)}
 	}
+	store.ReservePageCache() // it loads files
 	a, err := openApp(ctx, e, true)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/otklik/otklik/mailer"
 	"github.com/otklik/otklik/reports"
+	"github.com/otklik/otklik/store"
 	"github.com/otklik/otklik/survey"
 	"github.com/robfig/cron/v3"
 )
@@ -28,6 +29,7 @@ func cmdRun(ctx context.Context, e *env, args []string) error {
 	if _, err := flags("run", args, func(*flag.FlagSet) {}); err != nil {
 		return err
 	}
+	store.ReservePageCache() // it loads files
 	a, err := openApp(ctx, e, true)
 	if err != nil {
 		return err
