@@ -76,14 +76,15 @@ func (db *DB) Status(ctx context.Context) (Status, error) {
 		}
 		return nil
 	}
+	if err := db.read.QueryRowContext(ctx, `SELECT coalesce(sum(rows_loaded), 0), coalesce(sum(rows_duplicate), 0),
+		coalesce(sum(rows_rejected), 0), coalesce(sum(values_dropped), 0) FROM files`).Scan(
+		&s.Rows.Loaded, &s.Rows.Duplicate, &s.Rows.Rejected, &s.Rows.ValuesDropped); err != nil {
+		return s, fmt.Errorf("status: rows of files: %w", err)
+	}
 	counts := []struct {
 		dst   *int64
 		query string
 	}{
-		{&s.Rows.Loaded, `SELECT coalesce(sum(rows_loaded), 0) FROM files`},
-		{&s.Rows.Duplicate, `SELECT coalesce(sum(rows_duplicate), 0) FROM files`},
-		{&s.Rows.Rejected, `SELECT coalesce(sum(rows_rejected), 0) FROM files`},
-		{&s.Rows.ValuesDropped, `SELECT coalesce(sum(values_dropped), 0) FROM files`},
 		{&s.Stores, `SELECT count(*) FROM stores`},
 		{&s.Customers, `SELECT count(*) FROM customers`},
 		{&s.Purchases, `SELECT count(*) FROM (SELECT 1 FROM purchase_lines GROUP BY store_code, receipt)`},
